@@ -1,0 +1,101 @@
+//! The one error type of `slurptuna-core`.
+
+/// A boxed error from user code (a loss function) or from a backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with [`CoreError`] as the default error.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the domain model.
+///
+/// Messages are lowercase, name the offending option or parameter, and say what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// A search parameter is malformed (bounds, step, log, choices...).
+    #[error("parameter '{name}': {reason}")]
+    InvalidParam {
+        /// Parameter name as given by the user.
+        name: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The parameter space as a whole is malformed (empty, duplicate names).
+    #[error("parameter space: {0}")]
+    InvalidSpace(String),
+    /// A run option is out of range or contradicts another option.
+    #[error("option '{option}': {reason}")]
+    InvalidOption {
+        /// Option name, as in `RunOptions`.
+        option: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The loss definition is incomplete or malformed.
+    #[error("loss definition: {0}")]
+    InvalidLoss(String),
+    /// A typed getter on [`crate::Params`] failed.
+    #[error("parameter '{name}': {reason}")]
+    ParamAccess {
+        /// Parameter name looked up.
+        name: String,
+        /// Missing, or of another type.
+        reason: String,
+    },
+    /// A string could not be parsed into an enum value.
+    #[error("invalid {what} '{value}': expected one of {expected}")]
+    Parse {
+        /// What was being parsed (`direction`, `execution mode`).
+        what: &'static str,
+        /// The offending input.
+        value: String,
+        /// The accepted spellings.
+        expected: &'static str,
+    },
+    /// A sampler could not propose parameters.
+    #[error("sampler '{sampler}': {reason}")]
+    Sampler {
+        /// Sampler name.
+        sampler: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A storage backend failed.
+    #[error("store '{store}' failed")]
+    Store {
+        /// Backend name.
+        store: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
+    /// An executor backend failed (not a trial failure: infrastructure).
+    #[error("executor '{executor}' failed")]
+    Executor {
+        /// Backend name.
+        executor: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
+    /// The operation was cancelled (Ctrl-C, SIGTERM, or a dropped future).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl CoreError {
+    pub(crate) fn param(name: &str, reason: impl Into<String>) -> Self {
+        CoreError::InvalidParam {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`CoreError::InvalidOption`].
+    pub fn option(option: &'static str, reason: impl Into<String>) -> Self {
+        CoreError::InvalidOption {
+            option,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The `Executor` trait: evaluate the seeds of one trial somewhere.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+use crate::evaluate::ChunkResult;
+use crate::hash::Fnv64;
+use crate::params::Params;
+use crate::seeds::SeedLayout;
+use crate::trial::{ChunkIndex, TrialNumber};
+
+/// One trial's evaluation request.
+#[derive(Clone, Debug)]
+pub struct TrialJob {
+    /// The loss name (workers look the loss up by it).
+    pub loss_name: String,
+    /// The entry being fitted (`optimize_entries`), if any.
+    pub entry_id: Option<Arc<str>>,
+    /// The trial number.
+    pub trial: TrialNumber,
+    /// The parameters to evaluate.
+    pub params: Params,
+    /// All seeds of the trial and their chunking.
+    pub layout: Arc<SeedLayout>,
+    /// The chunks still to evaluate (chunks whose results are stored are left out).
+    pub chunks: Vec<ChunkIndex>,
+    /// A directory reserved for this trial's files (task files, logs), when the store has one.
+    pub trial_dir: Option<PathBuf>,
+    /// Return per-seed values with each chunk.
+    pub keep_seed_values: bool,
+}
+
+impl TrialJob {
+    /// The key a result of chunk `c` must carry to be reused: a hash of the loss, entry, trial
+    /// number, parameters and the chunk's seeds. A stored result with another key is stale.
+    pub fn chunk_key(&self, c: ChunkIndex) -> String {
+        chunk_key(
+            &self.loss_name,
+            self.entry_id.as_deref(),
+            self.trial,
+            &self.params,
+            &self.layout,
+            c,
+        )
+    }
+}
+
+/// See [`TrialJob::chunk_key`].
+pub fn chunk_key(
+    loss_name: &str,
+    entry_id: Option<&str>,
+    trial: TrialNumber,
+    params: &Params,
+    layout: &SeedLayout,
+    c: ChunkIndex,
+) -> String {
+    let mut h = Fnv64::new();
+    h.write(loss_name.as_bytes());
+    h.write(&[0]);
+    h.write(entry_id.unwrap_or("\u{0}none").as_bytes());
+    h.write(&[0]);
+    h.write(&trial.0.to_le_bytes());
+    h.write(params.to_json().as_bytes());
+    h.write(&c.0.to_le_bytes());
+    h.write(&layout.chunk_fingerprint(c).to_le_bytes());
+    format!("{:016x}", h.finish())
+}
+
+/// Why a trial failed. The trial is recorded as FAILED with this reason and the study goes on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialFailure {
+    /// Human-readable reason: what failed, where (seed / chunk / job), and the backend's state.
+    pub reason: String,
+    /// The chunk that failed, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<ChunkIndex>,
+    /// The scheduler state (`FAILED`, `TIMEOUT`, ...), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+impl TrialFailure {
+    /// A failure with only a reason.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            chunk: None,
+            state: None,
+        }
+    }
+}
+
+impl fmt::Display for TrialFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// What `Executor::evaluate` can return besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The trial failed (loss error, crash, scheduler state); the study goes on.
+    #[error("trial failed: {0}")]
+    Trial(TrialFailure),
+    /// The run cannot go on (cancelled, store broken, scheduler unreachable).
+    #[error(transparent)]
+    Fatal(#[from] CoreError),
+}
+
+/// Receives chunk results as they land, so they are stored before the trial finishes.
+pub trait ChunkSink: Send + Sync {
+    /// Called once per finished chunk. An error stops the evaluation with [`ExecError::Fatal`].
+    fn chunk_done(
+        &self,
+        trial: TrialNumber,
+        chunk: ChunkIndex,
+        result: ChunkResult,
+    ) -> Result<(), CoreError>;
+}
+
+/// Evaluates the seeds of trials.
+///
+/// # Contract
+/// - `evaluate` runs every chunk in `job.chunks` and hands each result to `sink` exactly once,
+///   as soon as it is known (any order). It returns `Ok(())` when all of them were delivered.
+/// - `Err(ExecError::Trial)` means the trial cannot produce a value after whatever retries the
+///   backend does; chunks delivered before that stay valid. `Err(ExecError::Fatal)` stops the run.
+/// - Several `evaluate` calls may run at once (`max_concurrent_trials`); results are tied to
+///   their trial and chunk, never mixed.
+/// - Dropping the future stops the work it started (threads notice a flag; processes and jobs
+///   are killed or cancelled). [`Executor::shutdown`] stops everything the executor started.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// A short name for logs (`"threads"`, `"processes"`, `"slurm"`).
+    fn name(&self) -> &'static str;
+
+    /// Evaluates `job`, delivering chunk results to `sink`.
+    async fn evaluate(&self, job: TrialJob, sink: &dyn ChunkSink) -> Result<(), ExecError>;
+
+    /// Stops all work this executor started (cancels jobs, kills workers). With `keep_jobs`, a
+    /// backend whose work outlives the controller (Slurm) leaves it running for a resume.
+    async fn shutdown(&self, keep_jobs: bool) -> Result<(), CoreError> {
+        let _ = keep_jobs;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<E: Executor + ?Sized> Executor for Arc<E> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn evaluate(&self, job: TrialJob, sink: &dyn ChunkSink) -> Result<(), ExecError> {
+        (**self).evaluate(job, sink).await
+    }
+    async fn shutdown(&self, keep_jobs: bool) -> Result<(), CoreError> {
+        (**self).shutdown(keep_jobs).await
+    }
+}
+
+#[async_trait]
+impl<E: Executor + ?Sized> Executor for Box<E> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn evaluate(&self, job: TrialJob, sink: &dyn ChunkSink) -> Result<(), ExecError> {
+        (**self).evaluate(job, sink).await
+    }
+    async fn shutdown(&self, keep_jobs: bool) -> Result<(), CoreError> {
+        (**self).shutdown(keep_jobs).await
+    }
+}

@@ -1,0 +1,68 @@
+//! The vocabulary and rules of slurptuna: parameters and search spaces, loss definitions, seed
+//! layouts and statistics, trial records, and the three traits the backends implement.
+//!
+//! - [`Sampler`] proposes parameters from plain data ([`AskContext`]); implementations live in
+//!   `slurptuna-sampler`.
+//! - [`Executor`] evaluates the seeds of one trial; implementations live in `slurptuna-exec-local`
+//!   (threads, worker processes) and `slurptuna-exec-slurm` (job arrays).
+//! - [`Store`] keeps a run durable; the on-disk implementation lives in `slurptuna-store`.
+//!
+//! [`evaluate_seeds`] is the one routine that runs a loss over seeds (panics and errors caught per
+//! seed); every executor and worker uses it. [`SeedStats`] merges chunk statistics exactly.
+//!
+//! This crate is **not** for I/O: it reads no files, spawns no processes and talks to no
+//! scheduler, so everything here is deterministic and testable in memory. Users should depend on
+//! the `slurptuna` facade, which re-exports what they need.
+//!
+//! ```
+//! use slurptuna_core::{loss, search_param, SeedLayout, SeedSpec};
+//! let l = loss("bowl")
+//!     .description("a quadratic bowl")
+//!     .param("x", (0.0, 1.0))
+//!     .param("n", search_param().range(1, 8).dtype("int"))
+//!     .build(|p, seed, _ctx| Ok(((p.f64("x")? - 0.3).powi(2) + seed as f64 * 1e-3).into()))
+//!     .unwrap();
+//! let layout = SeedLayout::resolve(&SeedSpec { n_seeds: Some(4), ..Default::default() }, l.seed_start()).unwrap();
+//! assert_eq!(layout.num_chunks(), 1);
+//! ```
+
+mod error;
+mod evaluate;
+mod executor;
+mod hash;
+mod loss;
+mod mode;
+mod params;
+mod sampler;
+mod seeds;
+mod space;
+mod stats;
+mod store;
+mod time;
+mod trial;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use error::{BoxError, CoreError, Result};
+pub use evaluate::{evaluate_chunk, evaluate_seeds, ChunkResult, SeedFailure, SeedTask};
+pub use executor::{chunk_key, ChunkSink, ExecError, Executor, TrialFailure, TrialJob};
+pub use hash::{fingerprint_hex, Fnv64};
+pub use loss::{
+    loss, registered_loss, registered_loss_names, validate_name, Context, LossBuilder,
+    LossDefinition, LossFn, LossResult, LossValue,
+};
+pub use mode::{execution_mode, Direction, ExecutionMode};
+pub use params::{ParamValue, Params};
+pub use sampler::{AskContext, Sampler};
+pub use seeds::{SeedLayout, SeedList, SeedSpec, DEFAULT_CHUNK_SIZE, DEFAULT_NUM_CHUNKS};
+pub use space::{search_param, Bound, Distribution, ParamSpace, SearchParam};
+pub use stats::SeedStats;
+pub use store::{
+    best_of, ResumeRecord, RunHistory, RunMeta, RunSummary, Store, StoredChunk, TrialEvent,
+};
+pub use time::format_utc;
+pub use trial::{ChunkIndex, TrialNumber, TrialRecord, TrialState};
+
+/// Version of the run-directory format written by this release.
+pub const RUN_FORMAT_VERSION: u32 = 1;

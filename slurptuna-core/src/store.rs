@@ -1,0 +1,389 @@
+//! The `Store` trait, the trial journal's events, and the run's metadata and summary documents.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::evaluate::ChunkResult;
+use crate::mode::{Direction, ExecutionMode};
+use crate::params::Params;
+use crate::space::ParamSpace;
+use crate::stats::SeedStats;
+use crate::trial::{ChunkIndex, TrialNumber, TrialRecord, TrialState};
+
+/// One record of a run's append-only journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrialEvent {
+    /// The sampler proposed `params` for `trial`; evaluation starts.
+    Asked {
+        /// Trial number.
+        trial: TrialNumber,
+        /// Proposed parameters.
+        params: Params,
+    },
+    /// One chunk of seeds finished; `key` ties it to the trial's params and seeds
+    /// (see `TrialJob::chunk_key`).
+    ChunkDone {
+        /// Trial number.
+        trial: TrialNumber,
+        /// Chunk index.
+        chunk: ChunkIndex,
+        /// Result key (hash of loss, entry, trial, params, seeds).
+        key: String,
+        /// The chunk's statistics (and per-seed values when kept).
+        #[serde(flatten)]
+        result: ChunkResult,
+    },
+    /// Every seed evaluated; the trial's value is `stats.mean()`.
+    Completed {
+        /// Trial number.
+        trial: TrialNumber,
+        /// Statistics over all seeds.
+        stats: SeedStats,
+    },
+    /// The trial failed; the study goes on.
+    Failed {
+        /// Trial number.
+        trial: TrialNumber,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl TrialEvent {
+    /// The trial this event belongs to.
+    pub fn trial(&self) -> TrialNumber {
+        match self {
+            TrialEvent::Asked { trial, .. }
+            | TrialEvent::ChunkDone { trial, .. }
+            | TrialEvent::Completed { trial, .. }
+            | TrialEvent::Failed { trial, .. } => *trial,
+        }
+    }
+
+    /// True for events that end or start a trial (stores sync these to disk).
+    pub fn is_boundary(&self) -> bool {
+        !matches!(self, TrialEvent::ChunkDone { .. })
+    }
+}
+
+/// A stored chunk result with its key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredChunk {
+    /// Result key it was stored under.
+    pub key: String,
+    /// The result.
+    pub result: ChunkResult,
+}
+
+/// The state of a run, folded from its journal.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunHistory {
+    trials: BTreeMap<TrialNumber, TrialRecord>,
+    chunks: BTreeMap<TrialNumber, BTreeMap<ChunkIndex, StoredChunk>>,
+}
+
+impl RunHistory {
+    /// Folds a sequence of events.
+    pub fn from_events<I: IntoIterator<Item = TrialEvent>>(events: I) -> Self {
+        let mut h = Self::default();
+        for e in events {
+            h.apply(e);
+        }
+        h
+    }
+
+    /// Applies one event. Events for finished trials (other than the first finish) are ignored,
+    /// so replaying a journal twice is harmless.
+    pub fn apply(&mut self, event: TrialEvent) {
+        let n = event.trial();
+        if self.trials.get(&n).is_some_and(TrialRecord::is_finished) {
+            return;
+        }
+        match event {
+            TrialEvent::Asked { trial, params } => {
+                self.trials.entry(trial).or_insert(TrialRecord {
+                    number: trial,
+                    params,
+                    state: TrialState::Running,
+                });
+            }
+            TrialEvent::ChunkDone {
+                trial,
+                chunk,
+                key,
+                result,
+            } => {
+                if self.trials.contains_key(&trial) {
+                    self.chunks
+                        .entry(trial)
+                        .or_default()
+                        .insert(chunk, StoredChunk { key, result });
+                }
+            }
+            TrialEvent::Completed { trial, stats } => {
+                if let Some(t) = self.trials.get_mut(&trial) {
+                    t.state = TrialState::Complete { stats };
+                    self.chunks.remove(&trial);
+                }
+            }
+            TrialEvent::Failed { trial, reason } => {
+                if let Some(t) = self.trials.get_mut(&trial) {
+                    t.state = TrialState::Failed { reason };
+                    self.chunks.remove(&trial);
+                }
+            }
+        }
+    }
+
+    /// All trials, in number order.
+    pub fn trials(&self) -> impl Iterator<Item = &TrialRecord> {
+        self.trials.values()
+    }
+
+    /// The trial `n`, if asked.
+    pub fn trial(&self, n: TrialNumber) -> Option<&TrialRecord> {
+        self.trials.get(&n)
+    }
+
+    /// Trials that were asked but never finished (in flight when the controller stopped).
+    pub fn unfinished(&self) -> impl Iterator<Item = &TrialRecord> {
+        self.trials.values().filter(|t| !t.is_finished())
+    }
+
+    /// Stored chunk results of an unfinished trial.
+    pub fn chunks(&self, n: TrialNumber) -> Option<&BTreeMap<ChunkIndex, StoredChunk>> {
+        self.chunks.get(&n)
+    }
+
+    /// Number of finished (complete or failed) trials.
+    pub fn n_finished(&self) -> usize {
+        self.trials.values().filter(|t| t.is_finished()).count()
+    }
+
+    /// The next unused trial number.
+    pub fn next_trial_number(&self) -> TrialNumber {
+        self.trials
+            .keys()
+            .next_back()
+            .map_or(TrialNumber(0), |n| TrialNumber(n.0 + 1))
+    }
+
+    /// The best complete trial in `direction` (ties: the earliest).
+    pub fn best(&self, direction: Direction) -> Option<&TrialRecord> {
+        best_of(self.trials.values(), direction)
+    }
+}
+
+/// The best complete trial of `trials` in `direction` (NaN values never win; ties: the earliest).
+pub fn best_of<'a>(
+    trials: impl IntoIterator<Item = &'a TrialRecord>,
+    direction: Direction,
+) -> Option<&'a TrialRecord> {
+    let mut best: Option<(&TrialRecord, f64)> = None;
+    for t in trials {
+        if let Some(v) = t.value().filter(|v| !v.is_nan()) {
+            if best.is_none_or(|(_, b)| direction.better(v, b)) {
+                best = Some((t, v));
+            }
+        }
+    }
+    best.map(|(t, _)| t)
+}
+
+/// One resume of a run, recorded in `meta.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResumeRecord {
+    /// When the controller resumed (ISO-8601, UTC).
+    pub at_utc: String,
+    /// Trials already finished at that point.
+    pub finished_trials: u64,
+    /// Trials that were in flight and are being finished with their recorded params.
+    pub unfinished_trials: u64,
+}
+
+/// `meta.json`: how a run was started. Field names follow the original where they exist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// Version of the run-directory format.
+    pub format_version: u32,
+    /// Loss name.
+    pub loss_name: String,
+    /// Loss description.
+    pub description: String,
+    /// The run directory's name.
+    pub run_name: String,
+    /// The run directory (as given, relative to the working directory if `run_root` is).
+    pub run_dir: String,
+    /// `single` or `distributed`.
+    pub mode: ExecutionMode,
+    /// Target number of finished trials (a total, including earlier sessions).
+    pub n_trials: u64,
+    /// Entry id (`optimize_entries`), else null.
+    pub entry_id: Option<String>,
+    /// First start (kept across resumes).
+    pub started_at_utc: String,
+    /// First seed.
+    pub seed_start: u64,
+    /// Last seed (inclusive, as in the original's meta.json).
+    pub seed_end: u64,
+    /// Number of seeds per trial.
+    pub n_seeds: u64,
+    /// Seeds per chunk.
+    pub chunk_size: u64,
+    /// Chunks per trial.
+    pub num_chunks: u64,
+    /// Trials in flight at once.
+    pub max_concurrent_trials: u64,
+    /// Cap on running array tasks.
+    pub array_parallelism_limit: Option<u64>,
+    /// Seeds in parallel per worker.
+    pub worker_parallelism: u64,
+    /// Wall-time limit per task, seconds.
+    pub worker_time_limit_seconds: u64,
+    /// Slurm QoS, if any.
+    pub slurm_qos: Option<String>,
+    /// Optimisation direction.
+    pub direction: Direction,
+    /// Sampler seed.
+    pub random_seed: u64,
+    /// Sampler name.
+    pub sampler: String,
+    /// The parameter space.
+    pub space: ParamSpace,
+    /// Fingerprint of the exact seed list and chunking.
+    pub seeds_fingerprint: String,
+    /// Each resume of this run.
+    #[serde(default)]
+    pub resumes: Vec<ResumeRecord>,
+    /// When the run last reached `n_trials`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at_utc: Option<String>,
+    /// Seconds from the first start to completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Best value at completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_value: Option<f64>,
+    /// Best params at completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_params: Option<Params>,
+}
+
+impl RunMeta {
+    /// The differences that forbid resuming a run stored as `self` with `new`
+    /// (loss name, parameter space, direction, seed layout); empty when compatible.
+    pub fn resume_conflicts(&self, new: &RunMeta) -> Vec<String> {
+        let mut d = Vec::new();
+        if self.loss_name != new.loss_name {
+            d.push(format!(
+                "loss name: stored '{}', now '{}'",
+                self.loss_name, new.loss_name
+            ));
+        }
+        if self.space != new.space {
+            d.push(format!(
+                "parameter space: stored {}, now {}",
+                serde_json::to_string(&self.space).unwrap_or_default(),
+                serde_json::to_string(&new.space).unwrap_or_default()
+            ));
+        }
+        if self.direction != new.direction {
+            d.push(format!(
+                "direction: stored {}, now {}",
+                self.direction, new.direction
+            ));
+        }
+        if self.seeds_fingerprint != new.seeds_fingerprint {
+            d.push(format!(
+                "seed layout: stored {} seeds {}..={} in chunks of {}, now {} seeds {}..={} in chunks of {}",
+                self.n_seeds, self.seed_start, self.seed_end, self.chunk_size,
+                new.n_seeds, new.seed_start, new.seed_end, new.chunk_size
+            ));
+        }
+        if self.entry_id != new.entry_id {
+            d.push(format!(
+                "entry id: stored {:?}, now {:?}",
+                self.entry_id, new.entry_id
+            ));
+        }
+        d
+    }
+}
+
+/// `summary.json`: the best trial so far and the trial counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Best value so far (null before the first complete trial).
+    pub best_value: Option<f64>,
+    /// Best params so far.
+    pub best_params: Option<Params>,
+    /// Number of the best trial.
+    pub best_trial: Option<TrialNumber>,
+    /// Complete trials.
+    pub n_complete: u64,
+    /// Failed trials.
+    pub n_failed: u64,
+    /// Target number of finished trials.
+    pub n_trials: u64,
+    /// Optimisation direction.
+    pub direction: Direction,
+}
+
+/// Durable storage of one run (claimed by one controller).
+///
+/// # Contract
+/// - `append` makes the event durable before returning; trial-boundary events
+///   ([`TrialEvent::is_boundary`]) survive a machine crash (fsync), chunk events survive a killed
+///   process. A crash mid-append leaves at most one torn record, which `load` skips.
+/// - `load` returns the fold of every whole event appended so far, in order.
+/// - `write_meta` / `write_summary` replace the document atomically: a reader sees the old or the
+///   new one, never a mix.
+pub trait Store: Send + Sync {
+    /// A short name for messages (`"fs"`, `"memory"`).
+    fn name(&self) -> &'static str;
+    /// Appends one event durably.
+    fn append(&self, event: &TrialEvent) -> Result<()>;
+    /// Reads the journal back.
+    fn load(&self) -> Result<RunHistory>;
+    /// The stored `meta.json`, if any.
+    fn read_meta(&self) -> Result<Option<RunMeta>>;
+    /// Replaces `meta.json`.
+    fn write_meta(&self, meta: &RunMeta) -> Result<()>;
+    /// Replaces `summary.json`.
+    fn write_summary(&self, summary: &RunSummary) -> Result<()>;
+    /// The run directory, for stores that have one.
+    fn run_dir(&self) -> Option<&Path>;
+    /// A directory for one trial's files (created on demand), for stores that have one.
+    fn trial_dir(&self, trial: TrialNumber) -> Result<Option<PathBuf>>;
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn append(&self, event: &TrialEvent) -> Result<()> {
+        (**self).append(event)
+    }
+    fn load(&self) -> Result<RunHistory> {
+        (**self).load()
+    }
+    fn read_meta(&self) -> Result<Option<RunMeta>> {
+        (**self).read_meta()
+    }
+    fn write_meta(&self, meta: &RunMeta) -> Result<()> {
+        (**self).write_meta(meta)
+    }
+    fn write_summary(&self, summary: &RunSummary) -> Result<()> {
+        (**self).write_summary(summary)
+    }
+    fn run_dir(&self) -> Option<&Path> {
+        (**self).run_dir()
+    }
+    fn trial_dir(&self, trial: TrialNumber) -> Result<Option<PathBuf>> {
+        (**self).trial_dir(trial)
+    }
+}

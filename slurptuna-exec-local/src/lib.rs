@@ -1,0 +1,1 @@
+//! slurptuna-exec-local (work in progress).

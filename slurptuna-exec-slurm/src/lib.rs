@@ -1,0 +1,1 @@
+//! slurptuna-exec-slurm (work in progress).

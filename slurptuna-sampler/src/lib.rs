@@ -1,0 +1,1 @@
+//! slurptuna-sampler (work in progress).

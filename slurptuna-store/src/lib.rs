@@ -1,0 +1,1 @@
+//! slurptuna-store (work in progress).

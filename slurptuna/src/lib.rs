@@ -1,0 +1,1 @@
+//! slurptuna (work in progress).
