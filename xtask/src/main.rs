@@ -1,1 +1,50 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust instead of shell scripts.
+//!
+//! - `cargo xtask ci` — fmt check, clippy `-D warnings`, the whole test suite.
+//! - `cargo xtask bench sampler|store|slurm` — side-by-side benchmarks (not part of the tests).
+//! - `cargo xtask slurm up|down|status` — a single-node Slurm cluster on this machine (root).
+
+mod bench_sampler;
+mod bench_slurm;
+mod bench_store;
+mod ci;
+mod slurm;
+mod util;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  ci                      fmt check, clippy -D warnings, tests
+  bench sampler [args]    sampler speed/quality vs Optuna and rustuna -> bench/results/sampler.md
+  bench store [args]      resume time and memory of a 10,000-trial run -> bench/results/store.md
+  bench slurm [args]      per-trial overhead on the local Slurm vs the Python original -> bench/results/slurm.md
+  slurm up|down|status    a single-node Slurm cluster on this machine (needs root)";
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = |n: usize| args.get(n..).unwrap_or(&[]);
+    match (args.first().map(String::as_str), args.get(1).map(String::as_str)) {
+        (Some("ci"), _) => ci::run(rest(1)),
+        (Some("bench"), Some("sampler")) => bench_sampler::run(rest(2)),
+        (Some("bench"), Some("store")) => bench_store::run(rest(2)),
+        (Some("bench"), Some("slurm")) => bench_slurm::run(rest(2)),
+        (Some("slurm"), Some(_)) => slurm::run(rest(1)),
+        (Some("help" | "-h" | "--help"), _) | (None, _) => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("unknown command {:?}\n\n{USAGE}", args.join(" ")),
+    }
+}

@@ -1,0 +1,7 @@
+//! `cargo xtask` command module: slurm.
+
+use anyhow::{bail, Result};
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    bail!("slurm is not available yet (args: {args:?})")
+}
