@@ -109,6 +109,9 @@ fn eval_one(task: &SeedTask<'_>, seed: u64) -> Result<f64, SeedFailure> {
     }
 }
 
+/// What one evaluation thread returns: `(position, value)` pairs and its first failure.
+type ThreadPart = (Vec<(usize, f64)>, Option<(usize, SeedFailure)>);
+
 /// Evaluates the loss on `seeds` with up to `parallelism` threads and returns the values in
 /// seed order (independent of the thread count).
 ///
@@ -133,7 +136,7 @@ pub fn evaluate_seeds(
     }
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let parts: Vec<(Vec<(usize, f64)>, Option<(usize, SeedFailure)>)> = std::thread::scope(|s| {
+    let parts: Vec<ThreadPart> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {

@@ -165,7 +165,7 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
         store: "suite",
         source: what.to_string().into(),
     };
-    if !store.load()?.trials().next().is_none() {
+    if store.load()?.trials().next().is_some() {
         return Err(fail("a fresh store must be empty"));
     }
     let p = |x: f64| -> Params { [("x", x)].into_iter().collect() };
@@ -240,4 +240,14 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
         return Err(fail("a fresh store has no meta"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_passes_the_suite() {
+        store_suite(&MemoryStore::new()).unwrap();
+    }
 }

@@ -1,0 +1,15 @@
+//! Integration tests of slurptuna-exec-local. The process-pool tests start the
+//! `exec-local-fixture` program (`tests/fixture`) as their worker program, never this test
+//! harness, which re-executed would run the whole suite in every worker.
+
+// The losses of the fixture program, built here too so the thread executor can compute the values
+// the workers must reproduce; each test module uses a few of them.
+#[allow(dead_code)]
+#[path = "../fixture/losses.rs"]
+mod losses;
+// ProcessExecutor: parity with threads, crashes, concurrency, cancellation, shutdown, startup.
+mod process;
+// Shared test support: a collecting sink, jobs, timeouts, process checks.
+mod support;
+// ThreadExecutor: values in seed order, failures, cancellation.
+mod thread;

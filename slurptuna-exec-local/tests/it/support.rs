@@ -1,0 +1,153 @@
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slurptuna_core::{
+    ChunkIndex, ChunkResult, ChunkSink, CoreError, LossDefinition, Params, SeedLayout, SeedSpec,
+    SeedStats, TrialJob, TrialNumber,
+};
+use slurptuna_exec_local::{ProcessExecutor, ProcessPoolConfig};
+
+/// The worker program of the process-pool tests.
+pub(crate) const FIXTURE: &str = env!("CARGO_BIN_EXE_exec-local-fixture");
+
+/// No test may take longer than this.
+pub(crate) const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Runs `fut`, failing the test if it takes longer than [`TEST_TIMEOUT`].
+pub(crate) async fn within<F: Future>(fut: F) -> F::Output {
+    tokio::time::timeout(TEST_TIMEOUT, fut)
+        .await
+        .expect("test timed out")
+}
+
+/// Polls `cond` every 10 ms for up to `limit`; returns whether it became true.
+pub(crate) async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Collects chunk results by `(trial, chunk)` and refuses a chunk delivered twice.
+#[derive(Debug, Default)]
+pub(crate) struct CollectSink {
+    results: Mutex<BTreeMap<(u64, u64), ChunkResult>>,
+}
+
+impl CollectSink {
+    pub(crate) fn results(&self) -> BTreeMap<(u64, u64), ChunkResult> {
+        self.results.lock().unwrap().clone()
+    }
+
+    /// The trial's statistics: its chunks merged in chunk order.
+    pub(crate) fn trial_stats(&self, trial: u64) -> SeedStats {
+        let mut s = SeedStats::default();
+        for ((t, _), r) in self.results.lock().unwrap().iter() {
+            if *t == trial {
+                s.merge(&r.stats);
+            }
+        }
+        s
+    }
+
+    /// All values of the trial, chunk after chunk.
+    pub(crate) fn trial_values(&self, trial: u64) -> Vec<f64> {
+        self.results
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((t, _), _)| *t == trial)
+            .flat_map(|(_, r)| r.values.clone().expect("values kept"))
+            .collect()
+    }
+}
+
+impl ChunkSink for CollectSink {
+    fn chunk_done(
+        &self,
+        trial: TrialNumber,
+        chunk: ChunkIndex,
+        result: ChunkResult,
+    ) -> Result<(), CoreError> {
+        let old = self
+            .results
+            .lock()
+            .unwrap()
+            .insert((trial.0, chunk.0), result);
+        assert!(
+            old.is_none(),
+            "chunk {chunk} of trial {trial} delivered twice"
+        );
+        Ok(())
+    }
+}
+
+pub(crate) fn x(x: f64) -> Params {
+    [("x", x)].into_iter().collect()
+}
+
+pub(crate) fn seeds(list: &[u64], chunk_size: u64) -> SeedSpec {
+    SeedSpec {
+        seeds: Some(list.to_vec()),
+        chunk_size: Some(chunk_size),
+        ..SeedSpec::default()
+    }
+}
+
+/// A job over every chunk of `spec`, keeping per-seed values.
+pub(crate) fn job(
+    loss: &str,
+    trial: u64,
+    params: Params,
+    spec: &SeedSpec,
+    entry: Option<&str>,
+) -> TrialJob {
+    let layout = SeedLayout::resolve(spec, 0).unwrap();
+    TrialJob {
+        loss_name: loss.to_string(),
+        entry_id: entry.map(Arc::from),
+        trial: TrialNumber(trial),
+        params,
+        chunks: layout.chunks().collect(),
+        layout: Arc::new(layout),
+        trial_dir: None,
+        keep_seed_values: true,
+    }
+}
+
+/// A pool of `workers` fixture processes started with `args`, for trials of `loss`.
+pub(crate) fn pool_with(loss: LossDefinition, workers: usize, args: &[&str]) -> ProcessExecutor {
+    let cfg = ProcessPoolConfig {
+        args: args.iter().map(Into::into).collect(),
+        ..ProcessPoolConfig::new(FIXTURE, workers)
+    };
+    ProcessExecutor::new(loss, cfg)
+        .unwrap()
+        .with_startup_timeout(Duration::from_secs(30))
+        .with_shutdown_grace(Duration::from_secs(2))
+}
+
+/// A pool of `workers` fixture processes.
+pub(crate) fn pool(workers: usize) -> ProcessExecutor {
+    pool_with(crate::losses::affine(), workers, &[])
+}
+
+/// An error with its sources, one per `: `.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
