@@ -1,7 +1,431 @@
-//! `cargo xtask` command module: bench_store.
+//! `cargo xtask bench store`: how fast a controller resumes a large run, and how much memory it
+//! needs for it.
+//!
+//! 1. Writes a run of `--trials` trials (default 10,000; 10 parameters, `--chunks` chunk records
+//!    per trial, a failed trial now and then, two trials in flight with per-seed values) through
+//!    `FsStore`, exactly as a controller would (journal fsynced at trial boundaries, `summary.json`
+//!    rewritten atomically after each trial).
+//! 2. Re-runs this binary (hidden `--child <run_dir>`) in a fresh process that opens the run,
+//!    loads the history and reports the time and its peak RSS (`VmHWM`), three times.
+//! 3. Prints a table and writes `bench/results/store.md`.
+//!
+//! A debug build re-runs itself in release first (load times of a debug build mean nothing).
 
-use anyhow::{bail, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use slurptuna_core::{
+    best_of, search_param, ChunkIndex, ChunkResult, Direction, ExecutionMode, ParamSpace,
+    ParamValue, Params, RunMeta, RunSummary, SearchParam, SeedStats, Store, TrialEvent,
+    TrialNumber, TrialState,
+};
+use slurptuna_store::FsStore;
+
+use crate::util::project_root;
+
+const LOAD_TARGET: Duration = Duration::from_secs(1);
+const RSS_TARGET_KB: u64 = 50 * 1024;
+const RUNS: usize = 3;
+
+struct Args {
+    trials: u64,
+    chunks: u64,
+    keep: bool,
+    allow_debug: bool,
+    child: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> Result<Args> {
+    let mut a = Args {
+        trials: 10_000,
+        chunks: 10,
+        keep: false,
+        allow_debug: false,
+        child: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .with_context(|| format!("{name} needs a value"))
+                .cloned()
+        };
+        match arg.as_str() {
+            "--trials" => a.trials = value("--trials")?.parse().context("--trials")?,
+            "--chunks" => a.chunks = value("--chunks")?.parse().context("--chunks")?,
+            "--keep" => a.keep = true,
+            "--allow-debug" => a.allow_debug = true,
+            "--child" => a.child = Some(PathBuf::from(value("--child")?)),
+            other => bail!(
+                "unknown argument {other:?}; usage: cargo xtask bench store [--trials N] [--chunks N] [--keep] [--allow-debug]"
+            ),
+        }
+    }
+    if a.trials < 3 || a.chunks < 4 {
+        bail!("--trials must be at least 3 and --chunks at least 4");
+    }
+    Ok(a)
+}
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    bail!("bench_store is not available yet (args: {args:?})")
+    let a = parse_args(args)?;
+    if let Some(dir) = &a.child {
+        return child(dir);
+    }
+    if cfg!(debug_assertions) && !a.allow_debug {
+        eprintln!("bench store: re-running in release (a debug build's load time means nothing)");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        return crate::util::run_cmd(
+            Command::new(cargo)
+                .current_dir(project_root())
+                .args([
+                    "run",
+                    "--release",
+                    "--quiet",
+                    "--package",
+                    "xtask",
+                    "--bin",
+                    "xtask",
+                ])
+                .args(["--", "bench", "store"])
+                .args(args),
+        );
+    }
+    let work = project_root().join("target").join("bench-store");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    let result = bench(&a, &work);
+    if !a.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    result
+}
+
+fn space() -> Result<ParamSpace> {
+    Ok(ParamSpace::new([
+        ("alpha", SearchParam::from((0.0, 1.0))),
+        ("beta", SearchParam::from((0.0, 1.0))),
+        ("gamma", search_param().range(-5.0, 5.0)),
+        ("lr", search_param().range(1e-5, 1e-1).dtype("log")),
+        ("wd", search_param().range(1e-6, 1e-2).dtype("log")),
+        ("layers", search_param().range(1, 8).dtype("int")),
+        ("width", search_param().range(16, 1024).dtype("int")),
+        ("dropout", search_param().range(0.0, 0.5).step(0.05)),
+        ("kind", search_param().allowed(["adam", "sgd", "rmsprop"])),
+        ("act", search_param().allowed(["relu", "tanh", "gelu"])),
+    ])?)
+}
+
+fn meta(a: &Args, space: ParamSpace) -> RunMeta {
+    RunMeta {
+        format_version: slurptuna_core::RUN_FORMAT_VERSION,
+        loss_name: "bench".into(),
+        description: "store benchmark".into(),
+        run_name: String::new(),
+        run_dir: String::new(),
+        mode: ExecutionMode::Single,
+        n_trials: a.trials,
+        entry_id: None,
+        started_at_utc: slurptuna_core::format_utc(std::time::SystemTime::now()),
+        seed_start: 0,
+        seed_end: a.chunks * 100 - 1,
+        n_seeds: a.chunks * 100,
+        chunk_size: 100,
+        num_chunks: a.chunks,
+        max_concurrent_trials: 2,
+        array_parallelism_limit: None,
+        worker_parallelism: 1,
+        worker_time_limit_seconds: 7200,
+        slurm_qos: Some("short".into()),
+        direction: Direction::Minimize,
+        random_seed: 123,
+        sampler: "tpe".into(),
+        space,
+        seeds_fingerprint: "bench".into(),
+        resumes: Vec::new(),
+        completed_at_utc: None,
+        duration_seconds: None,
+        best_value: None,
+        best_params: None,
+    }
+}
+
+/// Parameters shaped like a sampler's proposals for [`space`] (values inside the bounds).
+fn random_params(space: &ParamSpace, rng: &mut ChaCha8Rng) -> Params {
+    let mut p = Params::new();
+    for (name, _) in space.iter() {
+        let v: ParamValue = match name {
+            "gamma" => ParamValue::Float(rng.gen_range(-5.0..5.0)),
+            "lr" => ParamValue::Float(10f64.powf(rng.gen_range(-5.0..-1.0))),
+            "wd" => ParamValue::Float(10f64.powf(rng.gen_range(-6.0..-2.0))),
+            "layers" => ParamValue::Int(rng.gen_range(1..=8)),
+            "width" => ParamValue::Int(rng.gen_range(16..=1024)),
+            "dropout" => ParamValue::Float(f64::from(rng.gen_range(0..=10u8)) * 0.05),
+            "kind" => ParamValue::Str(["adam", "sgd", "rmsprop"][rng.gen_range(0..3)].into()),
+            "act" => ParamValue::Str(["relu", "tanh", "gelu"][rng.gen_range(0..3)].into()),
+            _ => ParamValue::Float(rng.gen::<f64>()),
+        };
+        p.insert(name, v);
+    }
+    p
+}
+
+/// Writes the run; returns its directory and the time taken.
+fn write_run(a: &Args, root: &Path) -> Result<(PathBuf, Duration)> {
+    let space = space()?;
+    let store = FsStore::create_versioned(root, "bench", &meta(a, space.clone()))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let started = Instant::now();
+    let (mut n_complete, mut n_failed) = (0, 0);
+    let mut best: Option<(f64, TrialNumber, Params)> = None;
+    for t in 0..a.trials {
+        let trial = TrialNumber(t);
+        let params = random_params(&space, &mut rng);
+        store.append(&TrialEvent::Asked {
+            trial,
+            params: params.clone(),
+        })?;
+        let in_flight = t + 2 >= a.trials;
+        let fails = t % 97 == 13;
+        let n_chunks = if in_flight || fails { 4 } else { a.chunks };
+        let mut total = SeedStats::default();
+        for c in 0..n_chunks {
+            let values: Vec<f64> = (0..100).map(|_| rng.gen::<f64>()).collect();
+            let stats = SeedStats::from_values(&values);
+            total.merge(&stats);
+            store.append(&TrialEvent::ChunkDone {
+                trial,
+                chunk: ChunkIndex(c),
+                key: format!("{:016x}", rng.gen::<u64>()),
+                result: ChunkResult {
+                    stats,
+                    values: in_flight.then_some(values),
+                },
+            })?;
+        }
+        if in_flight {
+            continue;
+        }
+        if fails {
+            n_failed += 1;
+            store.append(&TrialEvent::Failed {
+                trial,
+                reason: format!("seed {}: loss returned NaN", t * 7),
+            })?;
+        } else {
+            n_complete += 1;
+            let v = total.mean();
+            if best.as_ref().is_none_or(|(b, _, _)| v < *b) {
+                best = Some((v, trial, params));
+            }
+            store.append(&TrialEvent::Completed {
+                trial,
+                stats: total,
+            })?;
+        }
+        store.write_summary(&RunSummary {
+            best_value: best.as_ref().map(|b| b.0),
+            best_params: best.as_ref().map(|b| b.2.clone()),
+            best_trial: best.as_ref().map(|b| b.1),
+            n_complete,
+            n_failed,
+            n_trials: a.trials,
+            direction: Direction::Minimize,
+        })?;
+    }
+    Ok((store.dir().to_path_buf(), started.elapsed()))
+}
+
+/// What one child process measured.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChildReport {
+    load_ms: f64,
+    trials: u64,
+    finished: u64,
+    unfinished: u64,
+    stored_chunks_in_flight: u64,
+    journal_bytes: u64,
+    hwm_before_kb: u64,
+    hwm_kb: u64,
+    rss_kb: u64,
+}
+
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The child: open the run, load it, report.
+fn child(run_dir: &Path) -> Result<()> {
+    let hwm_before_kb = proc_status_kb("VmHWM:");
+    let t0 = Instant::now();
+    let (store, meta) = FsStore::open(run_dir)?;
+    let (history, report) = store.load_with_report()?;
+    let best = best_of(history.trials(), meta.direction).map(|t| t.number);
+    let load = t0.elapsed();
+    if report.invalid_chunks > 0 || report.dropped_tail_bytes > 0 || best.is_none() {
+        bail!("the benchmark run did not load cleanly: {report:?}");
+    }
+    let unfinished: Vec<_> = history.unfinished().map(|t| t.number).collect();
+    let stored_chunks_in_flight = unfinished
+        .iter()
+        .map(|n| history.chunks(*n).map_or(0, |c| c.len() as u64))
+        .sum();
+    let r = ChildReport {
+        load_ms: load.as_secs_f64() * 1e3,
+        trials: history.trials().count() as u64,
+        finished: history.n_finished() as u64,
+        unfinished: unfinished.len() as u64,
+        stored_chunks_in_flight,
+        journal_bytes: std::fs::metadata(store.journal_path())?.len(),
+        hwm_before_kb,
+        hwm_kb: proc_status_kb("VmHWM:"),
+        rss_kb: proc_status_kb("VmRSS:"),
+    };
+    // Keep the history alive until measured.
+    let failed = history
+        .trials()
+        .filter(|t| matches!(t.state, TrialState::Failed { .. }))
+        .count();
+    println!("{}", serde_json::to_string(&r)?);
+    eprintln!("child: {failed} failed trials, best {best:?}");
+    Ok(())
+}
+
+fn run_child(run_dir: &Path) -> Result<ChildReport> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let out = Command::new(&exe)
+        .args(["bench", "store", "--child"])
+        .arg(run_dir)
+        .output()
+        .with_context(|| format!("could not start {}", exe.display()))?;
+    if !out.status.success() {
+        bail!(
+            "benchmark child failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .context("benchmark child printed nothing")?;
+    serde_json::from_str(line).with_context(|| format!("benchmark child printed {line:?}"))
+}
+
+fn bench(a: &Args, work: &Path) -> Result<()> {
+    eprintln!(
+        "bench store: writing {} trials x {} chunks under {}",
+        a.trials,
+        a.chunks,
+        work.display()
+    );
+    let (run_dir, write_time) = write_run(a, &work.join("runs"))?;
+    let mut reports = Vec::new();
+    for i in 0..RUNS {
+        let r = run_child(&run_dir)?;
+        eprintln!(
+            "bench store: child {}: load {:.1} ms, VmHWM {} kB",
+            i + 1,
+            r.load_ms,
+            r.hwm_kb
+        );
+        reports.push(r);
+    }
+    let first = &reports[0];
+    if first.trials != a.trials || first.finished + 2 != a.trials || first.unfinished != 2 {
+        bail!("the loaded history does not match what was written: {first:?}");
+    }
+    let mut loads: Vec<f64> = reports.iter().map(|r| r.load_ms).collect();
+    loads.sort_by(f64::total_cmp);
+    let median_load = loads[loads.len() / 2];
+    let max_load = loads[loads.len() - 1];
+    let max_hwm = reports.iter().map(|r| r.hwm_kb).max().unwrap_or(0);
+    let base_hwm = reports.iter().map(|r| r.hwm_before_kb).max().unwrap_or(0);
+    let ok = |pass: bool| if pass { "ok" } else { "MISSED" };
+    let events = a.trials * (a.chunks + 2);
+    let trials_per_s = a.trials as f64 / write_time.as_secs_f64();
+
+    let mut table = String::new();
+    writeln!(table, "| measure | value | target |")?;
+    writeln!(table, "|---|---|---|")?;
+    writeln!(
+        table,
+        "| trials in the run (2 in flight) | {} | |",
+        first.trials
+    )?;
+    writeln!(
+        table,
+        "| journal size | {:.1} MB (~{events} records) | |",
+        first.journal_bytes as f64 / 1e6
+    )?;
+    writeln!(
+        table,
+        "| write: append + fsync at trial boundaries + summary.json per trial | {:.1} s ({trials_per_s:.0} trials/s) | |",
+        write_time.as_secs_f64()
+    )?;
+    writeln!(
+        table,
+        "| resume: open + lock + load, fresh process (median of {RUNS}, max) | {median_load:.0} ms (max {max_load:.0} ms) | ≤ {} ms: {} |",
+        LOAD_TARGET.as_millis(),
+        ok(max_load <= LOAD_TARGET.as_secs_f64() * 1e3)
+    )?;
+    writeln!(
+        table,
+        "| peak RSS (VmHWM) after load (before open: {:.1} MB) | {:.1} MB | ≤ {} MB: {} |",
+        base_hwm as f64 / 1024.0,
+        max_hwm as f64 / 1024.0,
+        RSS_TARGET_KB / 1024,
+        ok(max_hwm <= RSS_TARGET_KB)
+    )?;
+    println!("{table}");
+
+    let md = format!(
+        "# Store benchmark: resuming a {trials}-trial run\n\n\
+         Command: `cargo xtask bench store{args}` (release build; each load in a fresh process)\n\n\
+         The run has {trials} trials with 10 parameters; each finished trial has {chunks} chunk records \
+         (100 seeds each) and a `completed` record, every 97th trial fails after 4 chunks, and the \
+         last 2 trials are in flight with 4 chunks each whose per-seed values are kept in sidecars. \
+         It is written through `FsStore` as a controller writes it; then a fresh process opens the \
+         run (lock, `meta.json`), loads the history from `journal.jsonl` (sidecars verified for the \
+         in-flight trials) and reports the elapsed time and `VmHWM` from `/proc/self/status`.\n\n\
+         Machine: {cpus} CPUs, file system under `target/bench-store`, warm page cache.\n\n\
+         {table}",
+        trials = a.trials,
+        chunks = a.chunks,
+        args = if a.trials == 10_000 && a.chunks == 10 {
+            String::new()
+        } else {
+            format!(" --trials {} --chunks {}", a.trials, a.chunks)
+        },
+        cpus = std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    let out = project_root()
+        .join("bench")
+        .join("results")
+        .join("store.md");
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("bench store: wrote {}", out.display());
+    if max_load > LOAD_TARGET.as_secs_f64() * 1e3 || max_hwm > RSS_TARGET_KB {
+        bail!("a target was missed (see the table)");
+    }
+    Ok(())
 }
