@@ -422,6 +422,18 @@ struct State {
 
 /// The journal of one run directory. Appends are serialised by a mutex; the run lock keeps
 /// other processes out.
+/// Reads the journal of `run_dir` without taking the run lock and without changing any file
+/// (a torn tail is skipped, not truncated): for inspecting a run, live or not.
+pub fn read_history(run_dir: &Path) -> Result<RunHistory> {
+    if !run_dir.join(JOURNAL_FILE).is_file() && !run_dir.join(crate::fs_store::META_FILE).is_file()
+    {
+        return Err(StoreError::NotARun {
+            run_dir: run_dir.to_path_buf(),
+        });
+    }
+    Ok(scan(&run_dir.join(JOURNAL_FILE), run_dir)?.history)
+}
+
 #[derive(Debug)]
 pub(crate) struct Journal {
     path: PathBuf,

@@ -82,7 +82,7 @@ pub use atomic::{read_json, write_json_atomic};
 pub use entries::EntriesSummary;
 pub use error::{Result, StoreError};
 pub use fs_store::{FsStore, META_FILE, SUMMARY_FILE};
-pub use journal::{LoadReport, JOURNAL_FILE, TRIALS_DIR};
+pub use journal::{read_history, LoadReport, JOURNAL_FILE, TRIALS_DIR};
 pub use lock::{host_name, LockHolder, LOCK_FILE};
 pub use names::{EntryLabel, RunName, MAX_NAME_LEN};
 pub use version::{create_versioned_dir, parse_version, versioned_name};

@@ -15,7 +15,14 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
         cmd
     };
     run_cmd(&mut c(&["fmt", "--all", "--", "--check"]))?;
-    run_cmd(&mut c(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run_cmd(&mut c(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run_cmd(&mut c(&["test", "--workspace"]))?;
     Ok(())
 }

@@ -9,6 +9,8 @@ mod bench_slurm;
 mod bench_store;
 mod ci;
 mod slurm;
+#[cfg(test)]
+mod tidy;
 mod util;
 
 use anyhow::{bail, Result};
@@ -35,7 +37,10 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = |n: usize| args.get(n..).unwrap_or(&[]);
-    match (args.first().map(String::as_str), args.get(1).map(String::as_str)) {
+    match (
+        args.first().map(String::as_str),
+        args.get(1).map(String::as_str),
+    ) {
         (Some("ci"), _) => ci::run(rest(1)),
         (Some("bench"), Some("sampler")) => bench_sampler::run(rest(2)),
         (Some("bench"), Some("store")) => bench_store::run(rest(2)),

@@ -1,0 +1,454 @@
+//! The controller loop: ask, evaluate, record — over the `Sampler`, `Executor` and `Store` traits only.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use slurptuna_core::{
+    best_of, AskContext, ChunkIndex, ChunkResult, ChunkSink, CoreError, Direction, ExecError,
+    Executor, LossDefinition, Params, RunHistory, RunSummary, Sampler, SeedLayout, SeedStats,
+    Store, StoredChunk, TrialEvent, TrialJob, TrialNumber, TrialRecord, TrialState,
+};
+
+use crate::progress::Progress;
+
+/// How a study ended early.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Ctrl-C / SIGTERM.
+    Interrupted,
+    /// The store, sampler or executor failed: the run cannot go on.
+    Fatal(CoreError),
+}
+
+impl From<CoreError> for Stop {
+    fn from(e: CoreError) -> Self {
+        Stop::Fatal(e)
+    }
+}
+
+/// One study: a loss, its settings, and the three backends.
+pub(crate) struct Study<'a> {
+    pub(crate) loss: &'a LossDefinition,
+    pub(crate) entry_id: Option<Arc<str>>,
+    pub(crate) direction: Direction,
+    pub(crate) n_trials: u64,
+    pub(crate) max_concurrent: usize,
+    pub(crate) layout: Arc<SeedLayout>,
+    pub(crate) keep_seed_values: bool,
+    pub(crate) store: &'a dyn Store,
+    pub(crate) sampler: &'a dyn Sampler,
+    pub(crate) executor: &'a dyn Executor,
+    pub(crate) progress: &'a Progress,
+    pub(crate) interrupted: &'a AtomicBool,
+}
+
+type Pending = (TrialNumber, Params, BTreeMap<ChunkIndex, StoredChunk>);
+
+impl Study<'_> {
+    /// Runs until `n_trials` trials have finished in total (trials found unfinished in `history`
+    /// are finished first, with their recorded parameters and stored chunks). Returns the
+    /// finished trials in trial-number order.
+    pub(crate) async fn run(&self, history: RunHistory) -> Result<Vec<TrialRecord>, Stop> {
+        let mut finished: Vec<TrialRecord> = history
+            .trials()
+            .filter(|t| t.is_finished())
+            .cloned()
+            .collect();
+        let mut pending: VecDeque<Pending> = history
+            .unfinished()
+            .map(|t| {
+                let chunks = history.chunks(t.number).cloned().unwrap_or_default();
+                (t.number, t.params.clone(), chunks)
+            })
+            .collect();
+        let mut next = history.next_trial_number();
+        let mut running: BTreeMap<TrialNumber, Params> = BTreeMap::new();
+        let mut in_flight = FuturesUnordered::new();
+        self.write_summary(&finished)?;
+        self.progress.start(finished.len() as u64, self.n_trials);
+
+        loop {
+            while running.len() < self.max_concurrent
+                && (!pending.is_empty()
+                    || (finished.len() + running.len()) < self.n_trials as usize)
+            {
+                let (number, params, stored) = match pending.pop_front() {
+                    Some(p) => p,
+                    None => {
+                        let params = self.ask(next, &finished, &running)?;
+                        self.store.append(&TrialEvent::Asked {
+                            trial: next,
+                            params: params.clone(),
+                        })?;
+                        next = TrialNumber(next.0 + 1);
+                        (TrialNumber(next.0 - 1), params, BTreeMap::new())
+                    }
+                };
+                running.insert(number, params.clone());
+                in_flight.push(self.trial(number, params, stored));
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let done = tokio::select! {
+                done = in_flight.next() => done,
+                () = wait_for(self.interrupted) => return Err(Stop::Interrupted),
+            };
+            let Some((number, outcome)) = done else { break };
+            let state = outcome?;
+            let event = match &state {
+                TrialState::Complete { stats } => TrialEvent::Completed {
+                    trial: number,
+                    stats: *stats,
+                },
+                TrialState::Failed { reason } => TrialEvent::Failed {
+                    trial: number,
+                    reason: reason.clone(),
+                },
+                TrialState::Running => continue,
+            };
+            self.store.append(&event)?;
+            let params = running.remove(&number).unwrap_or_default();
+            let record = TrialRecord {
+                number,
+                params,
+                state,
+            };
+            self.progress.trial_finished(&record);
+            let at = finished.partition_point(|t| t.number < number);
+            finished.insert(at, record);
+            self.write_summary(&finished)?;
+            self.progress
+                .best(best_of(&finished, self.direction).and_then(TrialRecord::value));
+        }
+        self.progress.finish();
+        Ok(finished)
+    }
+
+    fn ask(
+        &self,
+        trial: TrialNumber,
+        finished: &[TrialRecord],
+        running: &BTreeMap<TrialNumber, Params>,
+    ) -> Result<Params, CoreError> {
+        let running: Vec<Params> = running.values().cloned().collect();
+        let ctx = AskContext {
+            space: self.loss.space(),
+            direction: self.direction,
+            trial,
+            history: finished,
+            running: &running,
+        };
+        let params = self.sampler.ask(&ctx)?;
+        if !self.loss.space().contains(&params) {
+            return Err(CoreError::Sampler {
+                sampler: self.sampler.name(),
+                reason: format!("proposed {params}, which is outside the parameter space"),
+            });
+        }
+        Ok(params)
+    }
+
+    fn write_summary(&self, finished: &[TrialRecord]) -> Result<(), CoreError> {
+        self.store
+            .write_summary(&summarize(finished, self.direction, self.n_trials))
+    }
+
+    async fn trial(
+        &self,
+        number: TrialNumber,
+        params: Params,
+        stored: BTreeMap<ChunkIndex, StoredChunk>,
+    ) -> (TrialNumber, Result<TrialState, Stop>) {
+        (number, self.evaluate(number, params, stored).await)
+    }
+
+    async fn evaluate(
+        &self,
+        number: TrialNumber,
+        params: Params,
+        stored: BTreeMap<ChunkIndex, StoredChunk>,
+    ) -> Result<TrialState, Stop> {
+        let mut job = TrialJob {
+            loss_name: self.loss.name().to_string(),
+            entry_id: self.entry_id.clone(),
+            trial: number,
+            params,
+            layout: self.layout.clone(),
+            chunks: Vec::new(),
+            trial_dir: self.store.trial_dir(number)?,
+            keep_seed_values: self.keep_seed_values,
+        };
+        let mut have = BTreeMap::new();
+        for c in self.layout.chunks() {
+            let expected = self.layout.chunk_positions(c);
+            let reusable = stored.get(&c).filter(|s| {
+                s.key == job.chunk_key(c) && s.result.stats.count() == expected.end - expected.start
+            });
+            match reusable {
+                Some(s) => {
+                    have.insert(c, s.result.stats);
+                }
+                None => job.chunks.push(c),
+            }
+        }
+        let sink = TrialSink {
+            store: self.store,
+            expected: job.chunks.iter().map(|&c| (c, job.chunk_key(c))).collect(),
+            layout: &self.layout,
+            results: Mutex::new(have),
+        };
+        match self.executor.evaluate(job, &sink).await {
+            Ok(()) => {}
+            Err(ExecError::Trial(f)) => return Ok(TrialState::Failed { reason: f.reason }),
+            Err(ExecError::Fatal(e)) => return Err(Stop::Fatal(e)),
+        }
+        let results = sink.results.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut stats = SeedStats::default();
+        for c in self.layout.chunks() {
+            match results.get(&c) {
+                Some(s) => stats.merge(s),
+                None => {
+                    return Ok(TrialState::Failed {
+                        reason: format!(
+                            "executor '{}' finished without a result for chunk {c}",
+                            self.executor.name()
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(TrialState::Complete { stats })
+    }
+}
+
+/// Builds `summary.json` from the finished trials.
+pub(crate) fn summarize(
+    finished: &[TrialRecord],
+    direction: Direction,
+    n_trials: u64,
+) -> RunSummary {
+    let best = best_of(finished, direction);
+    let n_complete = finished
+        .iter()
+        .filter(|t| matches!(t.state, TrialState::Complete { .. }))
+        .count() as u64;
+    RunSummary {
+        best_value: best.and_then(TrialRecord::value),
+        best_params: best.map(|t| t.params.clone()),
+        best_trial: best.map(|t| t.number),
+        n_complete,
+        n_failed: finished.len() as u64 - n_complete,
+        n_trials,
+        direction,
+    }
+}
+
+async fn wait_for(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stores chunk results as they land and keeps their statistics for the merge.
+struct TrialSink<'a> {
+    store: &'a dyn Store,
+    expected: BTreeMap<ChunkIndex, String>,
+    layout: &'a SeedLayout,
+    results: Mutex<BTreeMap<ChunkIndex, SeedStats>>,
+}
+
+impl ChunkSink for TrialSink<'_> {
+    fn chunk_done(
+        &self,
+        trial: TrialNumber,
+        chunk: ChunkIndex,
+        result: ChunkResult,
+    ) -> Result<(), CoreError> {
+        let bad = |reason: String| CoreError::Executor {
+            executor: "sink",
+            source: format!("trial {trial}, chunk {chunk}: {reason}").into(),
+        };
+        let Some(key) = self.expected.get(&chunk) else {
+            return Err(bad("this chunk was not requested".into()));
+        };
+        let want = self.layout.chunk_positions(chunk);
+        if result.stats.count() != want.end - want.start {
+            return Err(bad(format!(
+                "result covers {} seeds, the chunk has {}",
+                result.stats.count(),
+                want.end - want.start
+            )));
+        }
+        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        if results.contains_key(&chunk) {
+            return Err(bad("delivered twice".into()));
+        }
+        let stats = result.stats;
+        self.store.append(&TrialEvent::ChunkDone {
+            trial,
+            chunk,
+            key: key.clone(),
+            result,
+        })?;
+        results.insert(chunk, stats);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slurptuna_core::testing::{FakeExecutor, MemoryStore};
+    use slurptuna_core::{loss, SeedSpec};
+    use slurptuna_sampler::RandomSampler;
+
+    fn model() -> LossDefinition {
+        loss("ctl")
+            .description("controller test")
+            .param("x", (0.0, 1.0))
+            .build(|p, seed, _| Ok((p.f64("x")? + seed as f64).into()))
+            .unwrap()
+    }
+
+    fn layout() -> Arc<SeedLayout> {
+        let spec = SeedSpec {
+            n_seeds: Some(10),
+            chunk_size: Some(3),
+            ..Default::default()
+        };
+        Arc::new(SeedLayout::resolve(&spec, 0).unwrap())
+    }
+
+    async fn run(
+        store: &MemoryStore,
+        exec: &FakeExecutor,
+        n: u64,
+    ) -> Result<Vec<TrialRecord>, Stop> {
+        let l = model();
+        let sampler = RandomSampler::new(1);
+        let progress = Progress::new("t", false, None);
+        let flag = AtomicBool::new(false);
+        let study = Study {
+            loss: &l,
+            entry_id: None,
+            direction: Direction::Minimize,
+            n_trials: n,
+            max_concurrent: 1,
+            layout: layout(),
+            keep_seed_values: false,
+            store,
+            sampler: &sampler,
+            executor: exec,
+            progress: &progress,
+            interrupted: &flag,
+        };
+        let history = store.load().map_err(Stop::Fatal)?;
+        study.run(history).await
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn runs_n_trials_and_journals_every_step() {
+        let (store, exec) = (MemoryStore::new(), FakeExecutor::new(model()));
+        let done = rt().block_on(run(&store, &exec, 4)).unwrap();
+        assert_eq!(done.len(), 4);
+        for t in &done {
+            let x = t.params.f64("x").unwrap();
+            assert!((t.value().unwrap() - (x + 4.5)).abs() < 1e-12);
+        }
+        let kinds: Vec<&str> = store
+            .events()
+            .iter()
+            .map(|e| match e {
+                TrialEvent::Asked { .. } => "asked",
+                TrialEvent::ChunkDone { .. } => "chunk",
+                TrialEvent::Completed { .. } => "completed",
+                TrialEvent::Failed { .. } => "failed",
+            })
+            .collect();
+        assert_eq!(
+            &kinds[..6],
+            &["asked", "chunk", "chunk", "chunk", "chunk", "completed"]
+        );
+        assert_eq!(store.summary().unwrap().n_complete, 4);
+    }
+
+    #[test]
+    fn resume_reuses_stored_chunks_and_recomputes_stale_ones() {
+        let (full_store, exec) = (MemoryStore::new(), FakeExecutor::new(model()));
+        let full = rt().block_on(run(&full_store, &exec, 3)).unwrap();
+
+        // A run killed during trial 1: trial 0 done, trial 1 asked with chunks 0 and 2 stored,
+        // chunk 2 under a stale key.
+        let events = full_store.events();
+        let cut = events
+            .iter()
+            .position(|e| matches!(e, TrialEvent::Completed { trial, .. } if trial.0 == 1))
+            .unwrap();
+        let store = MemoryStore::new();
+        for e in &events[..cut] {
+            let e = match e.clone() {
+                TrialEvent::ChunkDone {
+                    trial,
+                    chunk,
+                    result,
+                    ..
+                } if trial.0 == 1 && chunk.0 == 2 => TrialEvent::ChunkDone {
+                    trial,
+                    chunk,
+                    key: "stale".into(),
+                    result,
+                },
+                TrialEvent::ChunkDone { trial, chunk, .. } if trial.0 == 1 && chunk.0 == 1 => {
+                    continue
+                }
+                e => e,
+            };
+            store.append(&e).unwrap();
+        }
+        let exec = FakeExecutor::new(model());
+        let resumed = rt().block_on(run(&store, &exec, 3)).unwrap();
+        assert_eq!(
+            resumed, full,
+            "a resumed run must equal the uninterrupted one"
+        );
+        let calls = exec.calls();
+        assert_eq!(calls[0].0, TrialNumber(1));
+        assert_eq!(
+            calls[0].1,
+            vec![ChunkIndex(1), ChunkIndex(2)],
+            "only missing and stale chunks rerun"
+        );
+    }
+
+    #[test]
+    fn failed_trials_are_recorded_and_the_study_goes_on() {
+        let (store, exec) = (MemoryStore::new(), FakeExecutor::new(model()));
+        exec.fail_trial(1, "node on fire");
+        let done = rt().block_on(run(&store, &exec, 3)).unwrap();
+        assert!(
+            matches!(&done[1].state, TrialState::Failed { reason } if reason == "node on fire")
+        );
+        assert!(done[0].value().is_some() && done[2].value().is_some());
+    }
+
+    #[test]
+    fn a_broken_store_stops_the_run() {
+        let (store, exec) = (MemoryStore::new(), FakeExecutor::new(model()));
+        store.fail_appends(true);
+        assert!(matches!(
+            rt().block_on(run(&store, &exec, 3)),
+            Err(Stop::Fatal(_))
+        ));
+    }
+}

@@ -1,0 +1,367 @@
+//! `optimize_run`: one study, from validated options to a result, over the chosen backends.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use indicatif::MultiProgress;
+use slurptuna_core::{
+    best_of, format_utc, CoreError, ExecutionMode, Executor, LossDefinition, ResumeRecord, RunMeta,
+    Sampler, SeedLayout, Store, RUN_FORMAT_VERSION,
+};
+use slurptuna_store::FsStore;
+
+use crate::controller::{Stop, Study};
+use crate::error::{Error, Result};
+use crate::options::{RunOptions, SamplerChoice};
+use crate::progress::{bars_enabled, Progress};
+use crate::result::OptimizeResult;
+use crate::{signals, validate, worker};
+
+/// Optimises `loss` over its parameter space: each trial's value is the mean loss over the seeds.
+///
+/// Every option is validated before anything is written. A new run directory
+/// `run_root/<loss>_vNNNN` is claimed, or, with `run_name`, the named run is created or **resumed**:
+/// trials continue until `n_trials` have finished in total, trials that were in flight are finished
+/// with their recorded parameters, and stored chunk results are reused.
+///
+/// Failed trials are recorded with their reason and the study goes on; if no trial completes, the
+/// result is [`Error::NoTrialCompleted`].
+///
+/// In a worker process (a local pool worker or a Slurm task started by slurptuna) this call
+/// evaluates the assigned seeds and exits the process instead.
+///
+/// ```no_run
+/// use slurptuna::{loss, optimize_run, RunOptions};
+/// let model = loss("bowl")
+///     .description("a noisy quadratic bowl")
+///     .param("x", (0.0, 1.0))
+///     .build(|p, seed, _ctx| Ok(((p.f64("x")? - 0.3).powi(2) + (seed % 7) as f64 * 1e-4).into()))?;
+/// let r = optimize_run(&model, RunOptions { n_trials: 30, n_seeds: Some(20), ..Default::default() })?;
+/// println!("best x = {}", r.best_params.f64("x")?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn optimize_run(loss: &LossDefinition, opts: RunOptions) -> Result<OptimizeResult> {
+    worker::dispatch();
+    let layout = Arc::new(validate::validate(loss, &opts)?);
+    let call = Call::new(&opts, None)?;
+    let shared = call.shared_executor(&opts)?;
+    call.block_on(async {
+        let r = run_study(loss, &opts, layout, &call, shared.as_ref()).await;
+        if let Some(e) = &shared {
+            shutdown(e.as_ref(), &opts, &r).await;
+        }
+        r
+    })
+}
+
+/// What one `optimize_*` call shares between its studies.
+pub(crate) struct Call {
+    runtime: tokio::runtime::Runtime,
+    pub(crate) interrupted: Arc<AtomicBool>,
+    pub(crate) bars: bool,
+    pub(crate) multi: Option<MultiProgress>,
+}
+
+impl Call {
+    pub(crate) fn new(opts: &RunOptions, multi: Option<MultiProgress>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("slurptuna")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        Ok(Self {
+            runtime,
+            interrupted: signals::arm(),
+            bars: bars_enabled(opts.progress),
+            multi,
+        })
+    }
+
+    pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let r = self.runtime.block_on(f);
+        signals::disarm(&self.interrupted);
+        r
+    }
+
+    /// The executor shared by every study of this call: Slurm (one poller, one global cap).
+    pub(crate) fn shared_executor(&self, opts: &RunOptions) -> Result<Option<Arc<dyn Executor>>> {
+        match opts.mode {
+            ExecutionMode::Single => Ok(None),
+            ExecutionMode::Distributed => Ok(Some(slurm_executor(opts)?)),
+        }
+    }
+}
+
+#[cfg(feature = "slurm")]
+fn slurm_executor(opts: &RunOptions) -> Result<Arc<dyn Executor>> {
+    let (program, args, cwd) = worker_program(opts)?;
+    let cfg = slurptuna_exec_slurm::SlurmConfig {
+        program,
+        args,
+        cwd,
+        cpus_per_task: opts.cpus_per_task,
+        mem_per_cpu: opts.mem_per_cpu.clone(),
+        time_limit: opts.worker_time_limit,
+        qos: opts.slurm_qos.clone(),
+        account: opts.slurm_account.clone(),
+        partition: opts.slurm_partition.clone(),
+        gres: opts.slurm_gres.clone(),
+        constraint: opts.slurm_constraint.clone(),
+        extra_sbatch_args: opts.slurm_extra_args.clone(),
+        array_parallelism_limit: opts.array_parallelism_limit,
+        poll_interval: std::time::Duration::from_secs_f64(opts.slurm_poll_seconds),
+        attempt_timeout: std::time::Duration::from_secs_f64(opts.slurm_timeout_minutes * 60.0),
+        fail_on_chunk_error: opts.fail_on_chunk_error,
+        trial_retry_attempts: opts.trial_retry_attempts,
+        worker_parallelism: opts.worker_parallelism,
+        keep_jobs_on_cancel: opts.keep_jobs_on_interrupt,
+        ..Default::default()
+    };
+    cfg.validate()?;
+    Ok(Arc::new(slurptuna_exec_slurm::SlurmExecutor::cli(cfg)))
+}
+
+#[cfg(not(feature = "slurm"))]
+fn slurm_executor(_opts: &RunOptions) -> Result<Arc<dyn Executor>> {
+    Err(Error::SlurmNotCompiled)
+}
+
+/// The worker program (this one unless `loss_module` names another), its argv and working dir.
+fn worker_program(opts: &RunOptions) -> Result<(PathBuf, Vec<std::ffi::OsString>, PathBuf)> {
+    let io = |what: &'static str| {
+        move |e: std::io::Error| {
+            Error::option("loss_module", format!("cannot determine {what}: {e}"))
+        }
+    };
+    let program = match &opts.loss_module {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(io("the current program"))?,
+    };
+    let args = if opts.forward_sys_argv_to_workers {
+        std::env::args_os().skip(1).collect()
+    } else {
+        Vec::new()
+    };
+    let cwd = std::env::current_dir().map_err(io("the working directory"))?;
+    Ok((program, args, cwd))
+}
+
+fn local_executor(loss: &LossDefinition, opts: &RunOptions) -> Result<Arc<dyn Executor>> {
+    if opts.use_processes {
+        let (program, args, cwd) = worker_program(opts)?;
+        let cfg = slurptuna_exec_local::ProcessPoolConfig {
+            program,
+            args,
+            cwd,
+            workers: opts.worker_parallelism,
+        };
+        Ok(Arc::new(slurptuna_exec_local::ProcessExecutor::new(
+            loss.clone(),
+            cfg,
+        )?))
+    } else {
+        Ok(Arc::new(slurptuna_exec_local::ThreadExecutor::new(
+            loss.clone(),
+            opts.worker_parallelism,
+        )))
+    }
+}
+
+fn sampler(opts: &RunOptions) -> Arc<dyn Sampler> {
+    use slurptuna_sampler::{QmcSampler, RandomSampler, TpeSampler};
+    match &opts.sampler {
+        SamplerChoice::Tpe => Arc::new(TpeSampler::new(opts.random_seed)),
+        SamplerChoice::Random => Arc::new(RandomSampler::new(opts.random_seed)),
+        SamplerChoice::Qmc => Arc::new(QmcSampler::new(opts.random_seed)),
+        SamplerChoice::Custom(s) => s.clone(),
+    }
+}
+
+fn new_meta(
+    loss: &LossDefinition,
+    opts: &RunOptions,
+    layout: &SeedLayout,
+    sampler: &str,
+) -> RunMeta {
+    let seeds = layout.seeds();
+    RunMeta {
+        format_version: RUN_FORMAT_VERSION,
+        loss_name: loss.name().to_string(),
+        description: loss.description().to_string(),
+        run_name: String::new(),
+        run_dir: String::new(),
+        mode: opts.mode,
+        n_trials: opts.n_trials,
+        entry_id: opts.entry_id.clone(),
+        started_at_utc: format_utc(SystemTime::now()),
+        seed_start: seeds.get(0),
+        seed_end: seeds.get(layout.n_seeds() - 1),
+        n_seeds: layout.n_seeds(),
+        chunk_size: layout.chunk_size(),
+        num_chunks: layout.num_chunks(),
+        max_concurrent_trials: opts.max_concurrent_trials as u64,
+        array_parallelism_limit: opts.array_parallelism_limit,
+        worker_parallelism: opts.worker_parallelism as u64,
+        worker_time_limit_seconds: opts.worker_time_limit.as_secs(),
+        slurm_qos: opts.slurm_qos.clone(),
+        direction: opts.direction,
+        random_seed: opts.random_seed,
+        sampler: sampler.to_string(),
+        space: loss.space().clone(),
+        seeds_fingerprint: format!("{:016x}", layout.fingerprint()),
+        resumes: Vec::new(),
+        completed_at_utc: None,
+        duration_seconds: None,
+        best_value: None,
+        best_params: None,
+    }
+}
+
+/// Claims (or re-opens) the run directory and reconciles `meta.json`.
+fn open_store(
+    loss: &LossDefinition,
+    opts: &RunOptions,
+    mut meta: RunMeta,
+) -> Result<(FsStore, RunMeta)> {
+    let (store, previous) = match &opts.run_name {
+        None => (
+            FsStore::create_versioned(&opts.run_root, loss.name(), &meta)?,
+            None,
+        ),
+        Some(name) => FsStore::open_or_create(&opts.run_root.join(name), &meta)?,
+    };
+    let run_dir = store.run_dir().map(PathBuf::from).unwrap_or_default();
+    meta.run_dir = run_dir.display().to_string();
+    meta.run_name = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(prev) = previous {
+        let differences = prev.resume_conflicts(&meta);
+        if !differences.is_empty() {
+            return Err(Error::ResumeMismatch {
+                run_dir,
+                differences,
+            });
+        }
+        let history = store.load()?;
+        meta.started_at_utc = prev.started_at_utc.clone();
+        meta.resumes = prev.resumes.clone();
+        meta.resumes.push(ResumeRecord {
+            at_utc: format_utc(SystemTime::now()),
+            finished_trials: history.n_finished() as u64,
+            unfinished_trials: history.unfinished().count() as u64,
+        });
+    }
+    store.write_meta(&meta)?;
+    Ok((store, meta))
+}
+
+/// Runs one study (used by `optimize_run` and once per entry by `optimize_entries`).
+pub(crate) async fn run_study(
+    loss: &LossDefinition,
+    opts: &RunOptions,
+    layout: Arc<SeedLayout>,
+    call: &Call,
+    shared: Option<&Arc<dyn Executor>>,
+) -> Result<OptimizeResult> {
+    let started = SystemTime::now();
+    let sampler = sampler(opts);
+    let (store, mut meta) = open_store(loss, opts, new_meta(loss, opts, &layout, sampler.name()))?;
+    let run_dir = store.run_dir().map(PathBuf::from).unwrap_or_default();
+    let history = store.load()?;
+    let executor = match shared {
+        Some(e) => e.clone(),
+        None => local_executor(loss, opts)?,
+    };
+    let label = match &opts.entry_id {
+        Some(id) => format!("{} [{id}]", loss.name()),
+        None => loss.name().to_string(),
+    };
+    let progress = Progress::new(&label, call.bars, call.multi.as_ref());
+    let study = Study {
+        loss,
+        entry_id: opts.entry_id.as_deref().map(Arc::from),
+        direction: opts.direction,
+        n_trials: opts.n_trials,
+        max_concurrent: opts.max_concurrent_trials,
+        layout,
+        keep_seed_values: opts.keep_seed_values,
+        store: &store,
+        sampler: sampler.as_ref(),
+        executor: executor.as_ref(),
+        progress: &progress,
+        interrupted: &call.interrupted,
+    };
+    let outcome = study.run(history).await;
+    if shared.is_none() {
+        executor.shutdown(false).await?;
+    }
+    let finished = match outcome {
+        Ok(f) => f,
+        Err(Stop::Interrupted) => return Err(Error::Interrupted { run_dir }),
+        Err(Stop::Fatal(e)) => return Err(e.into()),
+    };
+    let n_complete = finished.iter().filter(|t| t.value().is_some()).count() as u64;
+    let n_failed = finished.len() as u64 - n_complete;
+    let Some(best) = best_of(&finished, opts.direction).cloned() else {
+        let last_failure = finished
+            .iter()
+            .rev()
+            .find_map(|t| match &t.state {
+                slurptuna_core::TrialState::Failed { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "none recorded".to_string());
+        return Err(Error::NoTrialCompleted {
+            run_dir,
+            n_failed,
+            last_failure,
+        });
+    };
+    let best_value = best.value().unwrap_or(f64::NAN);
+    let now = SystemTime::now();
+    meta.completed_at_utc = Some(format_utc(now));
+    meta.duration_seconds = Some(
+        now.duration_since(started)
+            .unwrap_or_default()
+            .as_secs_f64(),
+    );
+    meta.best_value = Some(best_value);
+    meta.best_params = Some(best.params.clone());
+    store.write_meta(&meta)?;
+    Ok(OptimizeResult {
+        loss_name: loss.name().to_string(),
+        best_value,
+        best_params: best.params,
+        best_trial: best.number,
+        n_trials: opts.n_trials,
+        n_complete,
+        n_failed,
+        study_name: loss.name().to_string(),
+        run_dir,
+        mode: opts.mode,
+        trials: finished,
+    })
+}
+
+/// Stops a shared executor after the call: on interruption, its jobs are cancelled unless the user
+/// asked to keep them for a resume.
+pub(crate) async fn shutdown<T>(executor: &dyn Executor, opts: &RunOptions, r: &Result<T>) {
+    let keep = matches!(r, Err(Error::Interrupted { .. })) && opts.keep_jobs_on_interrupt;
+    if let Err(e) = executor.shutdown(keep).await {
+        tracing::warn!(error = %e, "could not stop the executor cleanly");
+    }
+}
+
+impl From<Stop> for Error {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Interrupted => Error::Core(CoreError::Cancelled),
+            Stop::Fatal(e) => Error::Core(e),
+        }
+    }
+}

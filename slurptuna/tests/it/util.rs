@@ -1,0 +1,101 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use slurptuna::{loss, search_param, LossDefinition, RunOptions};
+
+/// Path of a fixture program (built with `--features fixtures`, as the test command does).
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    let path = match name {
+        "study" => option_env!("CARGO_BIN_EXE_slurptuna-fixture-study"),
+        "seed-api" => option_env!("CARGO_BIN_EXE_slurptuna-fixture-seed-api"),
+        _ => None,
+    };
+    match path {
+        Some(p) => PathBuf::from(p),
+        None => panic!("fixture '{name}' not built: run the tests with `cargo test --workspace --all-features`"),
+    }
+}
+
+/// Runs `cmd` to completion, killing it after `timeout`; returns its output.
+pub(crate) fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{cmd:?} timed out after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Panics with the command, status and output unless it succeeded.
+pub(crate) fn assert_success(cmd: &Command, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A two-parameter bowl with an int and a categorical, minimum near x = 0.3, y = 0.6.
+pub(crate) fn bowl(name: &str) -> LossDefinition {
+    loss(name)
+        .description("test bowl")
+        .param("x", (0.0, 1.0))
+        .param("y", search_param().range(0.0, 1.0).step(0.05))
+        .param("k", search_param().range(1, 6).dtype("int"))
+        .param("c", search_param().allowed(["a", "b", "c"]))
+        .build(|p, seed, _| {
+            let (x, y, k) = (p.f64("x")?, p.f64("y")?, p.i64("k")? as f64);
+            let c = if p.str("c")? == "b" { 0.0 } else { 0.05 };
+            Ok(((x - 0.3).powi(2)
+                + (y - 0.6).powi(2)
+                + 0.01 * (k - 3.0).abs()
+                + c
+                + (seed % 7) as f64 * 1e-4)
+                .into())
+        })
+        .expect("valid loss")
+}
+
+/// Options writing under `root`, quiet, small.
+pub(crate) fn opts(root: &Path) -> RunOptions {
+    RunOptions {
+        run_root: root.to_path_buf(),
+        n_trials: 12,
+        n_seeds: Some(6),
+        progress: false,
+        ..Default::default()
+    }
+}
+
+/// The journal's trial events as `(params, value or failure)`, in trial order.
+pub(crate) fn trial_sequence(result: &slurptuna::OptimizeResult) -> Vec<(String, String)> {
+    result
+        .trials
+        .iter()
+        .map(|t| {
+            let v = match &t.state {
+                slurptuna::TrialState::Complete { stats } => format!("{:?}", stats.mean()),
+                other => format!("{other:?}"),
+            };
+            (t.params.to_json(), v)
+        })
+        .collect()
+}
