@@ -65,6 +65,7 @@ impl Study<'_> {
             })
             .collect();
         let mut next = history.next_trial_number();
+        drop(history);
         let mut running: BTreeMap<TrialNumber, Params> = BTreeMap::new();
         let mut in_flight = FuturesUnordered::new();
         self.write_summary(&finished)?;

@@ -22,8 +22,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use slurptuna_core::{
     best_of, search_param, ChunkIndex, ChunkResult, Direction, ExecutionMode, ParamSpace,
-    ParamValue, Params, RunMeta, RunSummary, SearchParam, SeedStats, Store, TrialEvent,
-    TrialNumber, TrialState,
+    ParamValue, Params, RunMeta, RunSummary, SearchParam, SeedLayout, SeedSpec, SeedStats, Store,
+    TrialEvent, TrialNumber, TrialState,
 };
 use slurptuna_store::FsStore;
 
@@ -39,6 +39,7 @@ struct Args {
     keep: bool,
     allow_debug: bool,
     child: Option<PathBuf>,
+    facade_child: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
@@ -48,6 +49,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         keep: false,
         allow_debug: false,
         child: None,
+        facade_child: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -62,6 +64,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--keep" => a.keep = true,
             "--allow-debug" => a.allow_debug = true,
             "--child" => a.child = Some(PathBuf::from(value("--child")?)),
+            "--facade-child" => a.facade_child = Some(PathBuf::from(value("--facade-child")?)),
             other => bail!(
                 "unknown argument {other:?}; usage: cargo xtask bench store [--trials N] [--chunks N] [--keep] [--allow-debug]"
             ),
@@ -77,6 +80,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
     if let Some(dir) = &a.child {
         return child(dir);
+    }
+    if let Some(dir) = &a.facade_child {
+        return facade_child(&a, dir);
     }
     if cfg!(debug_assertions) && !a.allow_debug {
         eprintln!("bench store: re-running in release (a debug build's load time means nothing)");
@@ -108,8 +114,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     result
 }
 
-fn space() -> Result<ParamSpace> {
-    Ok(ParamSpace::new([
+fn space_params() -> Vec<(&'static str, SearchParam)> {
+    vec![
         ("alpha", SearchParam::from((0.0, 1.0))),
         ("beta", SearchParam::from((0.0, 1.0))),
         ("gamma", search_param().range(-5.0, 5.0)),
@@ -120,11 +126,25 @@ fn space() -> Result<ParamSpace> {
         ("dropout", search_param().range(0.0, 0.5).step(0.05)),
         ("kind", search_param().allowed(["adam", "sgd", "rmsprop"])),
         ("act", search_param().allowed(["relu", "tanh", "gelu"])),
-    ])?)
+    ]
 }
 
-fn meta(a: &Args, space: ParamSpace) -> RunMeta {
-    RunMeta {
+fn space() -> Result<ParamSpace> {
+    Ok(ParamSpace::new(space_params())?)
+}
+
+/// The seed layout of the benchmark run: `chunks` chunks of 100 seeds from 0.
+fn layout(a: &Args) -> Result<SeedLayout> {
+    let spec = SeedSpec {
+        n_seeds: Some(a.chunks * 100),
+        chunk_size: Some(100),
+        ..Default::default()
+    };
+    Ok(SeedLayout::resolve(&spec, 0)?)
+}
+
+fn meta(a: &Args, space: ParamSpace) -> Result<RunMeta> {
+    Ok(RunMeta {
         format_version: slurptuna_core::RUN_FORMAT_VERSION,
         loss_name: "bench".into(),
         description: "store benchmark".into(),
@@ -148,13 +168,13 @@ fn meta(a: &Args, space: ParamSpace) -> RunMeta {
         random_seed: 123,
         sampler: "tpe".into(),
         space,
-        seeds_fingerprint: "bench".into(),
+        seeds_fingerprint: format!("{:016x}", layout(a)?.fingerprint()),
         resumes: Vec::new(),
         completed_at_utc: None,
         duration_seconds: None,
         best_value: None,
         best_params: None,
-    }
+    })
 }
 
 /// Parameters shaped like a sampler's proposals for [`space`] (values inside the bounds).
@@ -180,7 +200,7 @@ fn random_params(space: &ParamSpace, rng: &mut ChaCha8Rng) -> Params {
 /// Writes the run; returns its directory and the time taken.
 fn write_run(a: &Args, root: &Path) -> Result<(PathBuf, Duration)> {
     let space = space()?;
-    let store = FsStore::create_versioned(root, "bench", &meta(a, space.clone()))?;
+    let store = FsStore::create_versioned(root, "bench", &meta(a, space.clone())?)?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let started = Instant::now();
     let (mut n_complete, mut n_failed) = (0, 0);
@@ -306,10 +326,70 @@ fn child(run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The facade child: resume the run with `slurptuna::optimize_run` (the two in-flight trials are
+/// finished, nothing else runs) and report the whole call's time and peak RSS.
+fn facade_child(a: &Args, run_dir: &Path) -> Result<()> {
+    let hwm_before_kb = proc_status_kb("VmHWM:");
+    let mut builder = slurptuna::loss("bench").description("store benchmark");
+    for (name, spec) in space_params() {
+        builder = builder.param(name, spec);
+    }
+    let model = builder.build(|p, seed, _| Ok((p.f64("alpha")? + seed as f64 * 1e-6).into()))?;
+    let t0 = Instant::now();
+    let r = slurptuna::optimize_run(
+        &model,
+        slurptuna::RunOptions {
+            run_root: run_dir
+                .parent()
+                .context("run dir has a parent")?
+                .to_path_buf(),
+            run_name: Some(
+                run_dir
+                    .file_name()
+                    .context("run dir has a name")?
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            n_trials: a.trials,
+            n_seeds: Some(a.chunks * 100),
+            chunk_size: Some(100),
+            progress: false,
+            ..Default::default()
+        },
+    )?;
+    let elapsed = t0.elapsed();
+    if r.trials.len() as u64 != a.trials {
+        bail!(
+            "the resumed run has {} trials, not {}",
+            r.trials.len(),
+            a.trials
+        );
+    }
+    let report = ChildReport {
+        load_ms: elapsed.as_secs_f64() * 1e3,
+        trials: r.trials.len() as u64,
+        finished: r.n_complete + r.n_failed,
+        unfinished: 0,
+        stored_chunks_in_flight: 0,
+        journal_bytes: 0,
+        hwm_before_kb,
+        hwm_kb: proc_status_kb("VmHWM:"),
+        rss_kb: proc_status_kb("VmRSS:"),
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
 fn run_child(run_dir: &Path) -> Result<ChildReport> {
+    run_child_mode("--child", run_dir, &[])
+}
+
+fn run_child_mode(mode: &str, run_dir: &Path, extra: &[String]) -> Result<ChildReport> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let out = Command::new(&exe)
-        .args(["bench", "store", "--child"])
+        .args(["bench", "store"])
+        .args(extra)
+        .arg(mode)
         .arg(run_dir)
         .output()
         .with_context(|| format!("could not start {}", exe.display()))?;
@@ -347,6 +427,17 @@ fn bench(a: &Args, work: &Path) -> Result<()> {
         );
         reports.push(r);
     }
+    let args = vec![
+        "--trials".to_string(),
+        a.trials.to_string(),
+        "--chunks".to_string(),
+        a.chunks.to_string(),
+    ];
+    let facade = run_child_mode("--facade-child", &run_dir, &args)?;
+    eprintln!(
+        "bench store: optimize_run resume: {:.1} ms, VmHWM {} kB",
+        facade.load_ms, facade.hwm_kb
+    );
     let first = &reports[0];
     if first.trials != a.trials || first.finished + 2 != a.trials || first.unfinished != 2 {
         bail!("the loaded history does not match what was written: {first:?}");
@@ -393,6 +484,20 @@ fn bench(a: &Args, work: &Path) -> Result<()> {
         RSS_TARGET_KB / 1024,
         ok(max_hwm <= RSS_TARGET_KB)
     )?;
+    writeln!(
+        table,
+        "| resume through `optimize_run` (load, finish the 2 in-flight trials, write meta/summary), fresh process | {:.0} ms | ≤ {} ms: {} |",
+        facade.load_ms,
+        LOAD_TARGET.as_millis(),
+        ok(facade.load_ms <= LOAD_TARGET.as_secs_f64() * 1e3)
+    )?;
+    writeln!(
+        table,
+        "| controller peak RSS (VmHWM) after that `optimize_run` | {:.1} MB | ≤ {} MB: {} |",
+        facade.hwm_kb as f64 / 1024.0,
+        RSS_TARGET_KB / 1024,
+        ok(facade.hwm_kb <= RSS_TARGET_KB)
+    )?;
     println!("{table}");
 
     let md = format!(
@@ -424,7 +529,9 @@ fn bench(a: &Args, work: &Path) -> Result<()> {
     }
     std::fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("bench store: wrote {}", out.display());
-    if max_load > LOAD_TARGET.as_secs_f64() * 1e3 || max_hwm > RSS_TARGET_KB {
+    if max_load.max(facade.load_ms) > LOAD_TARGET.as_secs_f64() * 1e3
+        || max_hwm.max(facade.hwm_kb) > RSS_TARGET_KB
+    {
         bail!("a target was missed (see the table)");
     }
     Ok(())
