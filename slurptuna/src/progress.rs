@@ -12,8 +12,20 @@ pub(crate) struct Progress {
 }
 
 /// Whether progress bars are drawn (stderr is a terminal and the user did not turn them off).
+///
+/// Without a terminal (a batch job's log), progress goes to `tracing` events; if the program set
+/// no subscriber, a plain one writing INFO events to stderr is installed (`RUST_LOG` overrides).
 pub(crate) fn bars_enabled(requested: bool) -> bool {
-    requested && std::io::stderr().is_terminal()
+    let bars = requested && std::io::stderr().is_terminal();
+    if requested && !bars && !tracing::dispatcher::has_been_set() {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .try_init();
+    }
+    bars
 }
 
 impl Progress {

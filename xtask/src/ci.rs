@@ -23,6 +23,6 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run_cmd(&mut c(&["test", "--workspace"]))?;
+    run_cmd(&mut c(&["test", "--workspace", "--all-features"]))?;
     Ok(())
 }

@@ -140,3 +140,39 @@ fn two_launchers_on_one_run_exactly_one_runs() {
     assert_eq!(sequence(&dir.path().join("shared")).len() as u64, N_TRIALS);
     all_json_parses(dir.path());
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = study(dir.path(), "interrupted")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the study ignored SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("interrupted") && err.contains("resume"),
+        "{err}"
+    );
+    let mut finish = study(dir.path(), "interrupted");
+    let out = run_with_timeout(&mut finish, Duration::from_secs(120));
+    assert_success(&finish, &out);
+    assert_eq!(
+        sequence(&dir.path().join("interrupted")).len() as u64,
+        N_TRIALS
+    );
+}
