@@ -7,6 +7,8 @@ mod util;
 mod api;
 /// SIGKILL at random points, then resume: nothing lost, duplicated or corrupted.
 mod crash;
+/// DISTRIBUTED mode on a real Slurm cluster (skips visibly without one).
+mod distributed;
 /// optimize_entries: per-entry studies, labels, partial failure.
 mod entries;
 /// Worker processes (`use_processes`): a loss that aborts fails its trial only.

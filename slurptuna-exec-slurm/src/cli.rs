@@ -1,0 +1,814 @@
+//! `CliSlurm`: the real Slurm commands, with argv built and output parsed by pure functions.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::client::{JobId, JobState, SlurmClient, SubmitRequest, TaskRef, TaskStatus};
+use crate::error::SlurmError;
+
+/// How long one Slurm command may take before it is killed and reported.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The [`SlurmClient`] that runs `sbatch`, `squeue`, `sacct`, `scancel` and `scontrol`.
+///
+/// Every command is spawned directly (no shell) with its arguments as separate strings; both
+/// output pipes are drained together; a command that does not finish within two minutes is
+/// killed. `sacct` is asked only when needed and remembered as unavailable once the cluster
+/// says accounting is disabled.
+#[derive(Debug, Default)]
+pub struct CliSlurm {
+    bin_dir: Option<PathBuf>,
+    /// 0 = unknown, 1 = available, 2 = disabled.
+    accounting: AtomicU8,
+}
+
+impl CliSlurm {
+    /// Uses the commands found on `PATH`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses the commands in `dir` (e.g. a test directory of stand-ins).
+    pub fn with_bin_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bin_dir: Some(dir.into()),
+            accounting: AtomicU8::new(0),
+        }
+    }
+
+    fn program(&self, name: &str) -> PathBuf {
+        match &self.bin_dir {
+            Some(d) => d.join(name),
+            None => PathBuf::from(name),
+        }
+    }
+
+    async fn run(&self, name: &'static str, args: &[OsString]) -> Result<Output, SlurmError> {
+        let program = self.program(name);
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|source| SlurmError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+        let out = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| SlurmError::Spawn {
+                program: program.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {COMMAND_TIMEOUT:?}"),
+                ),
+            })?
+            .map_err(|source| SlurmError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
+        let mut argv = vec![program.into_os_string()];
+        argv.extend(args.iter().cloned());
+        Ok(Output {
+            argv,
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+struct Output {
+    argv: Vec<OsString>,
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn into_error(self) -> SlurmError {
+        SlurmError::Failed {
+            argv: self.argv,
+            status: self.status,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+    }
+}
+
+#[async_trait]
+impl SlurmClient for CliSlurm {
+    async fn submit(&self, req: &SubmitRequest) -> Result<JobId, SlurmError> {
+        let out = self.run("sbatch", &sbatch_argv(req)).await?;
+        if !out.status.success() {
+            return Err(classify_sbatch_failure(req, out));
+        }
+        parse_sbatch(&out.stdout)
+    }
+
+    async fn queue(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, SlurmError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.run("squeue", &squeue_argv(jobs)).await?;
+        if !out.status.success() {
+            // A single unknown id makes squeue fail; several ids are filtered quietly.
+            if out.stderr.contains("Invalid job id specified") {
+                return Ok(Vec::new());
+            }
+            return Err(out.into_error());
+        }
+        parse_squeue(&out.stdout)
+    }
+
+    async fn accounting(&self, jobs: &[JobId]) -> Result<Option<Vec<TaskStatus>>, SlurmError> {
+        if self.accounting.load(Ordering::Relaxed) == 2 {
+            return Ok(None);
+        }
+        if jobs.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let out = self.run("sacct", &sacct_argv(jobs)).await?;
+        if !out.status.success() {
+            if out.stderr.contains("accounting storage is disabled") {
+                self.accounting.store(2, Ordering::Relaxed);
+                return Ok(None);
+            }
+            return Err(out.into_error());
+        }
+        self.accounting.store(1, Ordering::Relaxed);
+        parse_sacct(&out.stdout).map(Some)
+    }
+
+    async fn cancel(&self, targets: &[TaskRef]) -> Result<(), SlurmError> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let out = self.run("scancel", &scancel_argv(targets)).await?;
+        if !out.status.success() && !out.stderr.contains("Invalid job id") {
+            return Err(out.into_error());
+        }
+        Ok(())
+    }
+
+    async fn max_array_size(&self) -> Result<u64, SlurmError> {
+        let args = [OsString::from("show"), OsString::from("config")];
+        let out = self.run("scontrol", &args).await?;
+        if !out.status.success() {
+            return Err(out.into_error());
+        }
+        parse_max_array_size(&out.stdout)
+    }
+}
+
+fn classify_sbatch_failure(req: &SubmitRequest, out: Output) -> SlurmError {
+    let err = out.stderr.trim();
+    let limit_markers = [
+        "QOSMaxSubmitJobPerUserLimit",
+        "AssocMaxSubmitJobLimit",
+        "MaxSubmitJobLimit",
+        "Job violates accounting/QOS policy",
+        "Resource temporarily unavailable",
+        "Socket timed out",
+    ];
+    if limit_markers.iter().any(|m| err.contains(m)) {
+        return SlurmError::SubmitLimit {
+            stderr: err.to_string(),
+        };
+    }
+    if let Some(qos) = &req.qos {
+        if err.to_ascii_lowercase().contains("invalid qos") {
+            return SlurmError::InvalidQos {
+                qos: qos.clone(),
+                stderr: err.to_string(),
+            };
+        }
+    }
+    out.into_error()
+}
+
+fn flag(name: &str, value: impl AsRef<OsStr>) -> OsString {
+    let mut s = OsString::from(name);
+    s.push("=");
+    s.push(value);
+    s
+}
+
+/// Escapes `%` for Slurm's filename patterns (`%%` is a literal percent sign).
+fn escape_pattern_dir(p: &Path) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut out = Vec::new();
+    for &b in p.as_os_str().as_bytes() {
+        if b == b'%' {
+            out.push(b'%');
+        }
+        out.push(b);
+    }
+    OsString::from_vec(out)
+}
+
+/// The argv of `sbatch` for `req` (without the program name).
+///
+/// ```
+/// # use slurptuna_exec_slurm::{sbatch_argv, SubmitRequest};
+/// # use std::time::Duration;
+/// let req = SubmitRequest {
+///     script: "/r/chunk_task.sh".into(),
+///     script_args: vec!["/r/task.json".into(), "/bin/prog".into(), "$(x)".into()],
+///     array: vec![0, 1, 2, 5],
+///     array_limit: Some(2),
+///     job_name: "slurptuna-toy-t3".into(),
+///     chdir: "/work".into(),
+///     output: "/r/logs/chunk_%A_%a.out".into(),
+///     error: "/r/logs/chunk_%A_%a.err".into(),
+///     cpus_per_task: 1,
+///     mem_per_cpu: "2G".into(),
+///     time_limit: Duration::from_secs(90),
+///     qos: None, account: None, partition: None, gres: None, constraint: None,
+///     env: vec![], extra_args: vec![],
+/// };
+/// let argv = sbatch_argv(&req);
+/// assert_eq!(argv[1], "--array=0-2,5%2");
+/// assert_eq!(argv.last().unwrap(), "$(x)");
+/// ```
+pub fn sbatch_argv(req: &SubmitRequest) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["--parsable".into()];
+    let mut spec = array_spec(&req.array);
+    if let Some(l) = req.array_limit {
+        spec.push_str(&format!("%{l}"));
+    }
+    a.push(flag("--array", spec));
+    a.push(flag("--job-name", &req.job_name));
+    a.push(flag("--chdir", &req.chdir));
+    a.push(flag("--output", pattern(&req.output)));
+    a.push(flag("--error", pattern(&req.error)));
+    a.push(flag("--cpus-per-task", req.cpus_per_task.to_string()));
+    a.push(flag("--mem-per-cpu", &req.mem_per_cpu));
+    a.push(flag("--time", slurm_time(req.time_limit)));
+    for (name, v) in [
+        ("--qos", &req.qos),
+        ("--account", &req.account),
+        ("--partition", &req.partition),
+        ("--gres", &req.gres),
+        ("--constraint", &req.constraint),
+    ] {
+        if let Some(v) = v {
+            a.push(flag(name, v));
+        }
+    }
+    if !req.env.is_empty() {
+        let mut e = String::from("ALL");
+        for (k, v) in &req.env {
+            e.push_str(&format!(",{k}={v}"));
+        }
+        a.push(flag("--export", e));
+    }
+    a.extend(req.extra_args.iter().map(OsString::from));
+    a.push(req.script.clone().into_os_string());
+    a.extend(req.script_args.iter().cloned());
+    a
+}
+
+/// Escapes `%` in the directory part of a Slurm filename pattern, keeping the file name's own
+/// `%A`/`%a` placeholders.
+fn pattern(p: &Path) -> OsString {
+    match (p.parent(), p.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => {
+            let mut s = escape_pattern_dir(dir);
+            s.push("/");
+            s.push(name);
+            s
+        }
+        _ => p.as_os_str().to_owned(),
+    }
+}
+
+/// Packs task ids into Slurm's array syntax: `[0,1,2,5,7,8,9]` → `0-2,5,7-9`.
+///
+/// ```
+/// assert_eq!(slurptuna_exec_slurm::array_spec(&[9, 0, 1, 2, 5, 7, 8]), "0-2,5,7-9");
+/// ```
+pub fn array_spec(ids: &[u64]) -> String {
+    let mut v = ids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// `--time` value: `D-HH:MM:SS`, sub-second parts rounded up.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(slurptuna_exec_slurm::slurm_time(Duration::from_secs(2 * 86400 + 5)), "2-00:00:05");
+/// assert_eq!(slurptuna_exec_slurm::slurm_time(Duration::from_millis(1500)), "0-00:00:02");
+/// ```
+pub fn slurm_time(d: Duration) -> String {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    format!(
+        "{}-{:02}:{:02}:{:02}",
+        secs / 86400,
+        secs % 86400 / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+fn job_list(jobs: &[JobId]) -> String {
+    jobs.iter()
+        .map(JobId::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The argv of `squeue` for the tasks of `jobs`: one line per array task, finished ones
+/// included while Slurm remembers them.
+pub fn squeue_argv(jobs: &[JobId]) -> Vec<OsString> {
+    vec![
+        "--noheader".into(),
+        "--array".into(),
+        "--states=all".into(),
+        flag("--jobs", job_list(jobs)),
+        "--format=%F|%K|%T|%r".into(),
+    ]
+}
+
+/// The argv of `sacct` for the allocations of `jobs`.
+pub fn sacct_argv(jobs: &[JobId]) -> Vec<OsString> {
+    vec![
+        "--noheader".into(),
+        "--parsable2".into(),
+        "--allocations".into(),
+        flag("--jobs", job_list(jobs)),
+        "--format=JobID,State,ExitCode".into(),
+    ]
+}
+
+/// The argv of `scancel` for `targets`.
+pub fn scancel_argv(targets: &[TaskRef]) -> Vec<OsString> {
+    targets.iter().map(|t| t.to_string().into()).collect()
+}
+
+fn parse_err(command: &'static str, reason: impl Into<String>, output: &str) -> SlurmError {
+    SlurmError::Parse {
+        command,
+        reason: reason.into(),
+        output: output.chars().take(500).collect(),
+    }
+}
+
+/// Reads the job id from `sbatch --parsable` output: `123` or `123;cluster` (the last
+/// non-empty line; warnings may come before it).
+///
+/// ```
+/// use slurptuna_exec_slurm::{parse_sbatch, JobId};
+/// assert_eq!(parse_sbatch("123\n").unwrap(), JobId(123));
+/// assert_eq!(parse_sbatch("456;cluster-a\n").unwrap(), JobId(456));
+/// assert!(parse_sbatch("Submitted batch job x").is_err());
+/// ```
+pub fn parse_sbatch(stdout: &str) -> Result<JobId, SlurmError> {
+    let line = stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .ok_or_else(|| parse_err("sbatch", "no job id printed", stdout))?;
+    let id = line.split(';').next().unwrap_or(line).trim();
+    id.parse::<u64>()
+        .map(JobId)
+        .map_err(|_| parse_err("sbatch", "expected `<job id>[;<cluster>]`", stdout))
+}
+
+/// Expands a task field: `4`, `[4-6,9%2]`, `N/A` (→ `[None]`).
+fn expand_tasks(field: &str) -> Option<Vec<Option<u64>>> {
+    let f = field.trim();
+    if f == "N/A" || f.is_empty() {
+        return Some(vec![None]);
+    }
+    if let Ok(t) = f.parse::<u64>() {
+        return Some(vec![Some(t)]);
+    }
+    let inner = f.strip_prefix('[')?.strip_suffix(']')?;
+    let inner = inner.split('%').next()?;
+    let mut out = Vec::new();
+    for part in inner.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?);
+                out.extend((a..=b).map(Some));
+            }
+            None => out.push(Some(part.parse::<u64>().ok()?)),
+        }
+    }
+    Some(out)
+}
+
+/// Parses `squeue --format=%F|%K|%T|%r` output.
+///
+/// ```
+/// use slurptuna_exec_slurm::{parse_squeue, JobState};
+/// let s = parse_squeue("7|0|COMPLETED|None\n7|[1-2%1]|PENDING|JobArrayTaskLimit\n8|N/A|RUNNING|None\n").unwrap();
+/// assert_eq!(s.len(), 4);
+/// assert_eq!((s[2].task, &s[2].state), (Some(2), &JobState::Pending));
+/// assert_eq!(s[3].task, None);
+/// ```
+pub fn parse_squeue(stdout: &str) -> Result<Vec<TaskStatus>, SlurmError> {
+    let mut out = Vec::new();
+    for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() < 3 {
+            return Err(parse_err(
+                "squeue",
+                "expected `job|task|state|reason` lines",
+                stdout,
+            ));
+        }
+        let job = f[0]
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| parse_err("squeue", format!("bad job id {:?}", f[0]), stdout))?;
+        let tasks = expand_tasks(f[1]).ok_or_else(|| {
+            parse_err("squeue", format!("bad array task field {:?}", f[1]), stdout)
+        })?;
+        let detail = f
+            .get(3)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty() && *s != "None")
+            .map(str::to_string);
+        for task in tasks {
+            out.push(TaskStatus {
+                job: JobId(job),
+                task,
+                state: JobState::parse(f[2]),
+                detail: detail.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Parses `sacct --parsable2 --format=JobID,State,ExitCode` output (`123_4|FAILED|3:0`).
+///
+/// ```
+/// use slurptuna_exec_slurm::{parse_sacct, JobState};
+/// let s = parse_sacct("5_0|COMPLETED|0:0\n5_1|CANCELLED by 0|0:15\n6|TIMEOUT|0:0\n").unwrap();
+/// assert_eq!((s[1].task, &s[1].state), (Some(1), &JobState::Cancelled));
+/// assert_eq!(s[2].detail.as_deref(), Some("exit code 0:0"));
+/// ```
+pub fn parse_sacct(stdout: &str) -> Result<Vec<TaskStatus>, SlurmError> {
+    let mut out = Vec::new();
+    for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() < 2 {
+            return Err(parse_err(
+                "sacct",
+                "expected `jobid|state|exitcode` lines",
+                stdout,
+            ));
+        }
+        let (job, task) = match f[0].split_once('_') {
+            Some((j, t)) => (j, t),
+            None => (f[0], "N/A"),
+        };
+        // Steps (`123.batch`) are not asked for (--allocations) but skip them anyway.
+        if job.contains('.') || task.contains('.') {
+            continue;
+        }
+        let job = job
+            .parse::<u64>()
+            .map_err(|_| parse_err("sacct", format!("bad job id {:?}", f[0]), stdout))?;
+        let tasks = expand_tasks(task)
+            .ok_or_else(|| parse_err("sacct", format!("bad array task {:?}", f[0]), stdout))?;
+        for task in tasks {
+            out.push(TaskStatus {
+                job: JobId(job),
+                task,
+                state: JobState::parse(f[1]),
+                detail: f.get(2).map(|c| format!("exit code {}", c.trim())),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads `MaxArraySize` from `scontrol show config`.
+pub fn parse_max_array_size(stdout: &str) -> Result<u64, SlurmError> {
+    stdout
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "MaxArraySize").then(|| v.trim().parse::<u64>().ok())?
+        })
+        .ok_or_else(|| parse_err("scontrol", "no MaxArraySize line", stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> SubmitRequest {
+        SubmitRequest {
+            script: "/runs/r%1/trials/trial_00003/chunk_task.sh".into(),
+            script_args: vec![
+                "/runs/r%1/trials/trial_00003/task.json".into(),
+                "/bin/prog".into(),
+                "a b".into(),
+                "$(touch pwned)".into(),
+            ],
+            array: vec![3, 0, 1, 2, 7],
+            array_limit: None,
+            job_name: "slurptuna-toy-t3".into(),
+            chdir: "/home/u/proj".into(),
+            output: "/runs/r%1/trials/trial_00003/logs/chunk_%A_%a.out".into(),
+            error: "/runs/r%1/trials/trial_00003/logs/chunk_%A_%a.err".into(),
+            cpus_per_task: 4,
+            mem_per_cpu: "500M".into(),
+            time_limit: Duration::from_secs(3 * 3600 + 61),
+            qos: None,
+            account: None,
+            partition: None,
+            gres: None,
+            constraint: None,
+            env: vec![],
+            extra_args: vec![],
+        }
+    }
+
+    fn strs(v: &[OsString]) -> Vec<String> {
+        v.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn sbatch_argv_minimal() {
+        assert_eq!(
+            strs(&sbatch_argv(&req())),
+            vec![
+                "--parsable",
+                "--array=0-3,7",
+                "--job-name=slurptuna-toy-t3",
+                "--chdir=/home/u/proj",
+                "--output=/runs/r%%1/trials/trial_00003/logs/chunk_%A_%a.out",
+                "--error=/runs/r%%1/trials/trial_00003/logs/chunk_%A_%a.err",
+                "--cpus-per-task=4",
+                "--mem-per-cpu=500M",
+                "--time=0-03:01:01",
+                "/runs/r%1/trials/trial_00003/chunk_task.sh",
+                "/runs/r%1/trials/trial_00003/task.json",
+                "/bin/prog",
+                "a b",
+                "$(touch pwned)",
+            ]
+        );
+    }
+
+    #[test]
+    fn sbatch_argv_all_options() {
+        let r = SubmitRequest {
+            array_limit: Some(4),
+            qos: Some("short".into()),
+            account: Some("lab".into()),
+            partition: Some("gpu".into()),
+            gres: Some("gpu:1".into()),
+            constraint: Some("a100".into()),
+            env: vec![("SLURPTUNA_CHUNK_OFFSET".into(), "1000".into())],
+            extra_args: vec!["--exclusive".into(), "--nice=5".into()],
+            ..req()
+        };
+        let a = strs(&sbatch_argv(&r));
+        assert_eq!(a[1], "--array=0-3,7%4");
+        let opts: Vec<&str> = a[9..17].iter().map(String::as_str).collect();
+        assert_eq!(
+            opts,
+            vec![
+                "--qos=short",
+                "--account=lab",
+                "--partition=gpu",
+                "--gres=gpu:1",
+                "--constraint=a100",
+                "--export=ALL,SLURPTUNA_CHUNK_OFFSET=1000",
+                "--exclusive",
+                "--nice=5",
+            ]
+        );
+        assert_eq!(a[17], "/runs/r%1/trials/trial_00003/chunk_task.sh");
+    }
+
+    #[test]
+    fn other_argvs() {
+        assert_eq!(
+            strs(&squeue_argv(&[JobId(5), JobId(9)])),
+            vec![
+                "--noheader",
+                "--array",
+                "--states=all",
+                "--jobs=5,9",
+                "--format=%F|%K|%T|%r"
+            ]
+        );
+        assert_eq!(
+            strs(&sacct_argv(&[JobId(5)])),
+            vec![
+                "--noheader",
+                "--parsable2",
+                "--allocations",
+                "--jobs=5",
+                "--format=JobID,State,ExitCode"
+            ]
+        );
+        let t = [
+            TaskRef {
+                job: JobId(5),
+                task: None,
+            },
+            TaskRef {
+                job: JobId(6),
+                task: Some(2),
+            },
+        ];
+        assert_eq!(strs(&scancel_argv(&t)), vec!["5", "6_2"]);
+    }
+
+    #[test]
+    fn array_specs_and_times() {
+        assert_eq!(array_spec(&[0, 1, 2, 5, 7, 8, 9]), "0-2,5,7-9");
+        assert_eq!(array_spec(&[4]), "4");
+        assert_eq!(array_spec(&[2, 2, 1]), "1-2");
+        assert_eq!(slurm_time(Duration::from_secs(1)), "0-00:00:01");
+        assert_eq!(slurm_time(Duration::from_secs(7200)), "0-02:00:00");
+    }
+
+    #[test]
+    fn parses_sbatch_output() {
+        assert_eq!(parse_sbatch("sbatch: warning: x\n77\n").unwrap(), JobId(77));
+        assert_eq!(parse_sbatch("  12;c1  ").unwrap(), JobId(12));
+        for bad in ["", "\n", "abc", "12;", ";c"] {
+            if bad == "12;" {
+                assert_eq!(parse_sbatch(bad).unwrap(), JobId(12));
+                continue;
+            }
+            assert!(parse_sbatch(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_squeue_output() {
+        let out = "1|2|COMPLETED|None\n1|3|FAILED|NonZeroExitCode\n1|4|PENDING|JobArrayTaskLimit\n\n2|N/A|CANCELLED|None\n";
+        let s = parse_squeue(out).unwrap();
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[1].state, JobState::Failed);
+        assert_eq!(s[1].detail.as_deref(), Some("NonZeroExitCode"));
+        assert_eq!(
+            s[3],
+            TaskStatus {
+                job: JobId(2),
+                task: None,
+                state: JobState::Cancelled,
+                detail: None
+            }
+        );
+        assert!(parse_squeue("garbage").is_err());
+        assert!(parse_squeue("x|1|RUNNING").is_err());
+        assert!(parse_squeue("1|[a-b]|RUNNING").is_err());
+        assert_eq!(parse_squeue("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn parses_sacct_and_config() {
+        let s = parse_sacct("9_[3-4]|PENDING|0:0\n9_1|OUT_OF_MEMORY|0:125\n9.batch|FAILED|1:0\n")
+            .unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[2].state, JobState::OutOfMemory);
+        assert_eq!(
+            parse_max_array_size("Foo = 1\nMaxArraySize            = 1001\n").unwrap(),
+            1001
+        );
+        assert!(parse_max_array_size("Foo = 1").is_err());
+    }
+
+    #[test]
+    fn states() {
+        assert_eq!(JobState::parse("CANCELLED by 0"), JobState::Cancelled);
+        assert_eq!(JobState::parse("CANCELLED+"), JobState::Cancelled);
+        for s in [
+            "FAILED",
+            "TIMEOUT",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "CANCELLED",
+            "PREEMPTED",
+            "BOOT_FAIL",
+            "DEADLINE",
+            "REVOKED",
+        ] {
+            assert!(JobState::parse(s).is_failure(), "{s}");
+            assert!(!JobState::parse(s).is_active(), "{s}");
+        }
+        for s in [
+            "PENDING",
+            "RUNNING",
+            "COMPLETING",
+            "CONFIGURING",
+            "REQUEUED",
+            "SUSPENDED",
+            "STAGE_OUT",
+        ] {
+            assert!(JobState::parse(s).is_active(), "{s}");
+        }
+        assert!(!JobState::Completed.is_active() && !JobState::Completed.is_failure());
+        assert_eq!(JobState::parse("STAGE_OUT").to_string(), "STAGE_OUT");
+    }
+
+    /// Stand-in commands in a temp dir, so the spawning and error paths run for real.
+    fn fake_bin(dir: &Path, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn runs_commands_and_classifies_failures() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("argv.log");
+        fake_bin(
+            d.path(),
+            "sbatch",
+            &format!(
+                "for a in \"$@\"; do printf '%s\\n' \"$a\" >> '{}'; done\ncase \"$*\" in\n*--qos=bogus*) echo 'sbatch: error: Batch job submission failed: Invalid qos specification' >&2; exit 1;;\n*--qos=busy*) echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2; exit 1;;\n*--qos=broken*) echo 'boom' >&2; exit 7;;\nesac\necho '42;cl'",
+                log.display()
+            ),
+        );
+        fake_bin(d.path(), "squeue", "[ \"$4\" = --jobs=404 ] && { echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1; }\necho '42|0|RUNNING|None'");
+        fake_bin(
+            d.path(),
+            "sacct",
+            "echo 'Slurm accounting storage is disabled' >&2; exit 1",
+        );
+        fake_bin(d.path(), "scancel", "exit 0");
+        fake_bin(d.path(), "scontrol", "echo 'MaxArraySize = 77'");
+        let c = CliSlurm::with_bin_dir(d.path());
+        assert_eq!(c.submit(&req()).await.unwrap(), JobId(42));
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(logged.contains("$(touch pwned)\n"), "{logged}");
+        assert!(!d.path().join("pwned").exists());
+        let bogus = SubmitRequest {
+            qos: Some("bogus".into()),
+            ..req()
+        };
+        assert!(matches!(
+            c.submit(&bogus).await,
+            Err(SlurmError::InvalidQos { .. })
+        ));
+        let busy = SubmitRequest {
+            qos: Some("busy".into()),
+            ..req()
+        };
+        assert!(matches!(
+            c.submit(&busy).await,
+            Err(SlurmError::SubmitLimit { .. })
+        ));
+        let broken = SubmitRequest {
+            qos: Some("broken".into()),
+            ..req()
+        };
+        let e = c.submit(&broken).await.unwrap_err().to_string();
+        assert!(
+            e.contains("exit status 7") && e.contains("boom") && e.contains("sbatch"),
+            "{e}"
+        );
+        assert_eq!(c.queue(&[JobId(42)]).await.unwrap().len(), 1);
+        assert_eq!(c.queue(&[JobId(404)]).await.unwrap(), vec![]);
+        assert_eq!(c.accounting(&[JobId(42)]).await.unwrap(), None);
+        c.cancel(&[TaskRef {
+            job: JobId(42),
+            task: Some(1),
+        }])
+        .await
+        .unwrap();
+        assert_eq!(c.max_array_size().await.unwrap(), 77);
+        let missing = CliSlurm::with_bin_dir(d.path().join("nowhere"));
+        let e = missing.queue(&[JobId(1)]).await.unwrap_err();
+        assert!(matches!(e, SlurmError::Spawn { .. }), "{e}");
+    }
+}

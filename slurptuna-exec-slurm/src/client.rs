@@ -1,0 +1,244 @@
+//! The `SlurmClient` trait: typed calls for what the executor asks of Slurm.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::SlurmError;
+
+/// A Slurm job id (for an array: the array's job id, `%A`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A whole job (`123`) or one array task (`123_4`), as `scancel` takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskRef {
+    /// The (array) job.
+    pub job: JobId,
+    /// The array task id, or `None` for the whole job.
+    pub task: Option<u64>,
+}
+
+impl fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.task {
+            Some(t) => write!(f, "{}_{t}", self.job),
+            None => write!(f, "{}", self.job),
+        }
+    }
+}
+
+/// The state of a job or array task, as `squeue`/`sacct` print it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting for resources.
+    Pending,
+    /// Running.
+    Running,
+    /// Being set up on its node.
+    Configuring,
+    /// Finishing (epilog).
+    Completing,
+    /// Suspended.
+    Suspended,
+    /// Requeued (will run again).
+    Requeued,
+    /// Finished with exit code 0.
+    Completed,
+    /// Finished with a non-zero exit code or a signal.
+    Failed,
+    /// Killed at its time limit.
+    Timeout,
+    /// Its node failed.
+    NodeFail,
+    /// Killed for using too much memory.
+    OutOfMemory,
+    /// Cancelled (`scancel`, or by an administrator).
+    Cancelled,
+    /// Preempted and not requeued.
+    Preempted,
+    /// Its node failed to boot.
+    BootFail,
+    /// Missed its deadline.
+    Deadline,
+    /// Any other state Slurm reports (kept verbatim); treated as still in the queue.
+    Other(String),
+}
+
+impl JobState {
+    /// Parses a long state name as `squeue --format=%T` and `sacct` print it (`RUNNING`,
+    /// `CANCELLED+`, `CANCELLED by 0`); unknown names are kept as [`JobState::Other`].
+    pub fn parse(s: &str) -> Self {
+        let word = s
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('+');
+        match word {
+            "PENDING" => JobState::Pending,
+            "RUNNING" => JobState::Running,
+            "CONFIGURING" => JobState::Configuring,
+            "COMPLETING" => JobState::Completing,
+            "SUSPENDED" => JobState::Suspended,
+            "REQUEUED" => JobState::Requeued,
+            "COMPLETED" => JobState::Completed,
+            "FAILED" => JobState::Failed,
+            "TIMEOUT" => JobState::Timeout,
+            "NODE_FAIL" => JobState::NodeFail,
+            "OUT_OF_MEMORY" => JobState::OutOfMemory,
+            "CANCELLED" => JobState::Cancelled,
+            "PREEMPTED" => JobState::Preempted,
+            "BOOT_FAIL" => JobState::BootFail,
+            "DEADLINE" => JobState::Deadline,
+            other => JobState::Other(other.to_string()),
+        }
+    }
+
+    /// The state as Slurm spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobState::Pending => "PENDING",
+            JobState::Running => "RUNNING",
+            JobState::Configuring => "CONFIGURING",
+            JobState::Completing => "COMPLETING",
+            JobState::Suspended => "SUSPENDED",
+            JobState::Requeued => "REQUEUED",
+            JobState::Completed => "COMPLETED",
+            JobState::Failed => "FAILED",
+            JobState::Timeout => "TIMEOUT",
+            JobState::NodeFail => "NODE_FAIL",
+            JobState::OutOfMemory => "OUT_OF_MEMORY",
+            JobState::Cancelled => "CANCELLED",
+            JobState::Preempted => "PREEMPTED",
+            JobState::BootFail => "BOOT_FAIL",
+            JobState::Deadline => "DEADLINE",
+            JobState::Other(s) => s,
+        }
+    }
+
+    /// True when the task ended without success (it will not write a result).
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            JobState::Failed
+                | JobState::Timeout
+                | JobState::NodeFail
+                | JobState::OutOfMemory
+                | JobState::Cancelled
+                | JobState::Preempted
+                | JobState::BootFail
+                | JobState::Deadline
+        ) || matches!(self, JobState::Other(s) if s == "REVOKED" || s == "SPECIAL_EXIT")
+    }
+
+    /// True while the task is queued or running (it may still write a result).
+    pub fn is_active(&self) -> bool {
+        !self.is_failure() && *self != JobState::Completed
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state of one job or array task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// The (array) job id.
+    pub job: JobId,
+    /// The array task id, `None` for a plain job.
+    pub task: Option<u64>,
+    /// Its state.
+    pub state: JobState,
+    /// Slurm's reason or exit code, when it gave one (`NonZeroExitCode`, `3:0`).
+    pub detail: Option<String>,
+}
+
+/// One `sbatch` of a job array running a fixed batch script.
+///
+/// Every field is data that becomes exactly one argument; nothing is interpreted by a shell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubmitRequest {
+    /// The batch script (a file written by this backend).
+    pub script: PathBuf,
+    /// Arguments of the script (task file, program, the program's arguments).
+    pub script_args: Vec<OsString>,
+    /// Array task ids (`--array`), any order; packed into ranges.
+    pub array: Vec<u64>,
+    /// `%limit` on the array: tasks of this array running at once.
+    pub array_limit: Option<u64>,
+    /// `--job-name`.
+    pub job_name: String,
+    /// `--chdir`.
+    pub chdir: PathBuf,
+    /// `--output` pattern (`%A`, `%a` expanded by Slurm).
+    pub output: PathBuf,
+    /// `--error` pattern.
+    pub error: PathBuf,
+    /// `--cpus-per-task`.
+    pub cpus_per_task: u32,
+    /// `--mem-per-cpu`.
+    pub mem_per_cpu: String,
+    /// `--time`.
+    pub time_limit: Duration,
+    /// `--qos`.
+    pub qos: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--gres`.
+    pub gres: Option<String>,
+    /// `--constraint`.
+    pub constraint: Option<String>,
+    /// Environment variables set for the tasks on top of the submitting environment
+    /// (`--export=ALL,NAME=value`).
+    pub env: Vec<(String, String)>,
+    /// Further arguments, as given.
+    pub extra_args: Vec<String>,
+}
+
+/// What the executor needs from Slurm. [`crate::CliSlurm`] runs the real commands;
+/// [`crate::FakeSlurm`] runs tasks as local processes.
+///
+/// # Contract
+/// - `submit` returns the array job id once Slurm accepted the array; a submit-limit refusal is
+///   [`SlurmError::SubmitLimit`] (the caller backs off), a rejected QoS
+///   [`SlurmError::InvalidQos`].
+/// - `queue` answers for every task of `jobs` that Slurm still knows (queued, running, or
+///   recently finished); a task it does not list has left the queue. Unknown job ids are not
+///   an error.
+/// - `accounting` is like `queue` from the accounting database; `Ok(None)` means accounting is
+///   not available on this cluster.
+/// - `cancel` of a job or task that already ended is not an error.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SlurmClient: Send + Sync {
+    /// `sbatch`: submits a job array.
+    async fn submit(&self, req: &SubmitRequest) -> Result<JobId, SlurmError>;
+
+    /// `squeue`: states of every task of `jobs` still known to the controller.
+    async fn queue(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, SlurmError>;
+
+    /// `sacct`: final states from accounting, or `None` when accounting is disabled.
+    async fn accounting(&self, jobs: &[JobId]) -> Result<Option<Vec<TaskStatus>>, SlurmError>;
+
+    /// `scancel`: cancels jobs or array tasks.
+    async fn cancel(&self, targets: &[TaskRef]) -> Result<(), SlurmError>;
+
+    /// `scontrol show config`: the cluster's `MaxArraySize` (array task ids must be below it).
+    async fn max_array_size(&self) -> Result<u64, SlurmError>;
+}

@@ -1,0 +1,170 @@
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use slurptuna_core::{
+    evaluate_chunk, registered_loss, ChunkIndex, ChunkResult, ChunkSink, CoreError, Params,
+    SeedLayout, SeedSpec, SeedStats, SeedTask, TrialJob, TrialNumber,
+};
+use slurptuna_exec_slurm::SlurmConfig;
+
+pub(crate) const FIXTURE: &str = env!("CARGO_BIN_EXE_slurptuna-slurm-fixture");
+
+/// Builds the test losses in this process (once is enough; building again re-registers).
+pub(crate) fn losses() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        crate::losses::build_all();
+    });
+}
+
+/// A config for tests: the fixture program, `cwd` as working directory, fast polling.
+pub(crate) fn config(cwd: &Path) -> SlurmConfig {
+    SlurmConfig {
+        program: PathBuf::from(FIXTURE),
+        args: vec!["--from-test".into(), "a b $(touch pwned)".into()],
+        cwd: cwd.to_path_buf(),
+        mem_per_cpu: "100M".into(),
+        time_limit: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(150),
+        result_check_interval: Duration::from_millis(50),
+        attempt_timeout: Duration::from_secs(60),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn params(x: f64) -> Params {
+    [("x", x)].into_iter().collect()
+}
+
+/// A trial of `loss` over `spec`'s seeds, every chunk to do, files under `root/trials`.
+pub(crate) fn job(
+    loss: &str,
+    entry: Option<&str>,
+    trial: u64,
+    x: f64,
+    spec: &SeedSpec,
+    root: &Path,
+) -> TrialJob {
+    let layout = Arc::new(SeedLayout::resolve(spec, 0).unwrap());
+    TrialJob {
+        loss_name: loss.to_string(),
+        entry_id: entry.map(Arc::from),
+        trial: TrialNumber(trial),
+        params: params(x),
+        chunks: layout.chunks().collect(),
+        layout,
+        trial_dir: Some(root.join("trials").join(format!("trial_{trial:05}"))),
+        keep_seed_values: false,
+    }
+}
+
+/// 4 chunks of 4 seeds: 0..16.
+pub(crate) fn spec16() -> SeedSpec {
+    SeedSpec {
+        n_seeds: Some(16),
+        chunk_size: Some(4),
+        ..Default::default()
+    }
+}
+
+/// A sink that records every delivery (to check "exactly once") and merges in chunk order.
+#[derive(Default, Clone)]
+pub(crate) struct Collect {
+    got: Arc<Mutex<Vec<(TrialNumber, ChunkIndex, ChunkResult)>>>,
+}
+
+impl ChunkSink for Collect {
+    fn chunk_done(
+        &self,
+        trial: TrialNumber,
+        chunk: ChunkIndex,
+        result: ChunkResult,
+    ) -> Result<(), CoreError> {
+        self.got.lock().unwrap().push((trial, chunk, result));
+        Ok(())
+    }
+}
+
+impl Collect {
+    pub(crate) fn len(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+    /// Chunks delivered for `trial`, each exactly once (panics on a duplicate).
+    pub(crate) fn chunks(&self, trial: u64) -> BTreeMap<ChunkIndex, ChunkResult> {
+        let mut m = BTreeMap::new();
+        for (t, c, r) in self.got.lock().unwrap().iter() {
+            if t.0 == trial {
+                assert!(
+                    m.insert(*c, r.clone()).is_none(),
+                    "chunk {c} of trial {trial} delivered twice"
+                );
+            }
+        }
+        m
+    }
+    /// The trial's statistics: chunk results merged in chunk order.
+    pub(crate) fn merged(&self, trial: u64) -> SeedStats {
+        let mut s = SeedStats::default();
+        for r in self.chunks(trial).values() {
+            s.merge(&r.stats);
+        }
+        s
+    }
+}
+
+/// What the same trial gives in-process: `evaluate_chunk` per chunk, merged in chunk order.
+pub(crate) fn in_process(job: &TrialJob) -> SeedStats {
+    losses();
+    let loss = registered_loss(&job.loss_name).unwrap();
+    let task = SeedTask {
+        loss: &loss,
+        params: &job.params,
+        entry_id: job.entry_id.clone(),
+        trial: job.trial,
+    };
+    let no = AtomicBool::new(false);
+    let mut s = SeedStats::default();
+    for c in job.layout.chunks() {
+        s.merge(
+            &evaluate_chunk(&task, &job.layout, c, 1, false, &no)
+                .unwrap()
+                .stats,
+        );
+    }
+    s
+}
+
+/// Runs `f` with a deadline so a hung test fails instead of blocking the suite.
+pub(crate) async fn within<T>(secs: u64, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("test did not finish within {secs} s"))
+}
+
+/// Polls `cond` every 20 ms until it holds (panics after `secs`).
+pub(crate) async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `trial seed` lines the workers logged in `cwd/evals.log`.
+pub(crate) fn evals(cwd: &Path) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(cwd.join("evals.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(' ')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect()
+}
