@@ -56,6 +56,12 @@ pub fn optimize_run(loss: &LossDefinition, opts: RunOptions) -> Result<OptimizeR
     })
 }
 
+impl Drop for Call {
+    fn drop(&mut self) {
+        signals::disarm();
+    }
+}
+
 /// What one `optimize_*` call shares between its studies.
 pub(crate) struct Call {
     runtime: tokio::runtime::Runtime,
@@ -81,9 +87,7 @@ impl Call {
     }
 
     pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        let r = self.runtime.block_on(f);
-        signals::disarm(&self.interrupted);
-        r
+        self.runtime.block_on(f)
     }
 
     /// The executor shared by every study of this call: Slurm (one poller, one global cap).

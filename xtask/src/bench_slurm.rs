@@ -160,7 +160,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "build",
         "--release",
         "-p",
-        "slurptuna-exec-slurm",
+        "slurptuna",
         "--example",
         "slurm_bench",
     ]))?;
@@ -229,9 +229,10 @@ a single-node Slurm from `cargo xtask slurm up`: {host}).
 Study: {trials} trials one after another, each {chunks} chunks x {cs} seeds; every seed sleeps 100 ms,
 so one chunk computes for {compute:.1} s and the chunks of a trial run side by side. Same poll interval
 for both ({poll} s; the original's default is 15 s). Python: slurptuna 0.0.7 + Optuna from pip
-(chunk array plus its reduce job per trial, TPE, SQLite). Rust: `SlurmExecutor` + `CliSlurm`
-(`slurptuna-exec-slurm/examples/slurm_bench.rs`; controller merges chunks, no reduce job; no
-sampler or journal in the loop, which cost milliseconds).
+(chunk array plus its reduce job per trial, TPE, SQLite). Rust: `optimize_run` in DISTRIBUTED mode
+(`examples/slurm_bench.rs`: TPE, journal and Slurm executor; each trial is timed as one call that
+resumes the run with one more trial, so a resume is counted in every trial; the controller merges
+the chunks itself, no reduce job).
 
 Slurm alone (baseline: `sbatch` of a 4-task `sleep 1` array until all four tasks wrote a marker file),
 5 runs: median {b:.2} s ({base_all}).
@@ -256,7 +257,7 @@ Raw per-trial times (s): Rust {rust_raw:?}; Python {py_raw:?}.
         cs = CHUNK_SIZE,
         compute = CHUNK_COMPUTE_S,
         base_all = base.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", "),
-        rust_row = row("Rust (slurptuna-exec-slurm)", rust_wall, &rust),
+        rust_row = row("Rust (slurptuna, optimize_run)", rust_wall, &rust),
         py_row = row("Python slurptuna 0.0.7", py_wall, &py),
         ratio_base = if rust_over > 0.01 {
             format!("{:.1}x", py_over / rust_over)

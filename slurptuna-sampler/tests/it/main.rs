@@ -1,0 +1,12 @@
+//! Integration tests of `slurptuna-sampler`, through the public `Sampler` trait only.
+
+/// Model behaviour: failed trials excluded, the direction honoured, TPE beats random.
+mod behaviour;
+/// Shared test utilities: spaces, objective loops, history records.
+mod common;
+/// Determinism: a fixed seed gives the same sequence; a resumed run proposes the same.
+mod determinism;
+/// Contract checks: 10,000 proposals stay legal (bounds, grids, log scale, ints, choices).
+mod legality;
+/// Constant liar: with 8 trials running, no two proposals are equal.
+mod liar;
