@@ -5,6 +5,8 @@ mod util;
 
 /// The seed's example program, verbatim, runs and prints sensible results.
 mod api;
+/// The `slurptuna` command-line tool on a real run directory.
+mod cli;
 /// SIGKILL at random points, then resume: nothing lost, duplicated or corrupted.
 mod crash;
 /// DISTRIBUTED mode on a real Slurm cluster (skips visibly without one).
