@@ -22,6 +22,7 @@ pub(crate) fn bars_enabled(requested: bool) -> bool {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(false)
             .with_env_filter(filter)
             .try_init();
     }
