@@ -114,15 +114,31 @@ fn entries_resume_under_the_same_prefix() {
     let l = loss("entries-resume")
         .description("per-entry target")
         .param("alpha", (0.0, 1.0))
-        .build(|p, _, ctx| Ok((p.f64("alpha")? - if ctx.entry_id() == Some("a") { 0.2 } else { 0.7 }).abs().into()))
+        .build(|p, _, ctx| {
+            Ok((p.f64("alpha")?
+                - if ctx.entry_id() == Some("a") {
+                    0.2
+                } else {
+                    0.7
+                })
+            .abs()
+            .into())
+        })
         .unwrap();
-    let named = |n: u64| EntriesOptions { n_trials: n, run_name_prefix: Some("fits".into()), ..opts(dir.path()) };
+    let named = |n: u64| EntriesOptions {
+        n_trials: n,
+        run_name_prefix: Some("fits".into()),
+        ..opts(dir.path())
+    };
     let first = optimize_entries(&l, ["a", "b"], named(4)).unwrap();
     assert!(first.results_by_entry.values().all(|r| r.trials.len() == 4));
     let second = optimize_entries(&l, ["a", "b"], named(9)).unwrap();
     assert_eq!(second.run_dir, dir.path().join("fits"));
     for id in ["a", "b"] {
-        let (t1, t2) = (&first.results_by_entry[id].trials, &second.results_by_entry[id].trials);
+        let (t1, t2) = (
+            &first.results_by_entry[id].trials,
+            &second.results_by_entry[id].trials,
+        );
         assert_eq!(t2.len(), 9, "n_trials is a total per entry");
         assert_eq!(&t2[..4], &t1[..], "the first trials are kept, not re-run");
     }
