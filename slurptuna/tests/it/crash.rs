@@ -149,7 +149,14 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Once the journal exists, the run is in progress and its signal handling armed.
+    let journal = dir.path().join("interrupted/journal.jsonl");
+    let start = Instant::now();
+    while !journal.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the study did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(rc, 0);
