@@ -1,5 +1,7 @@
 //! Measures the cost of one TPE proposal with `n` completed trials of `d` float parameters in
-//! the history (random points, sphere values), for profiling:
+//! the history (random points, sphere values; each proposal is told back, so the history grows
+//! by one per ask as in a study, and is cut back to `n` trials after growing by 10%), for
+//! profiling:
 //! `cargo run --release -p slurptuna-sampler --example ask_cost -- 1000 10 [parity]`.
 
 use std::time::Instant;
@@ -24,37 +26,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let space =
         ParamSpace::new((0..d).map(|i| (format!("x{i}"), search_param().range(-5.0, 5.0))))?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let history: Vec<TrialRecord> = (0..n)
+    let mut history: Vec<TrialRecord> = (0..n)
         .map(|t| {
             let x: Vec<f64> = (0..d).map(|_| rng.gen_range(-5.0..5.0)).collect();
-            let params: Params = x
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("x{i}"), *v))
-                .collect();
-            TrialRecord {
-                number: TrialNumber(t),
-                params,
-                state: TrialState::Complete {
-                    stats: SeedStats::from_values(&[x.iter().map(|v| v * v).sum()]),
-                },
-            }
+            record(t, &x)
         })
         .collect();
     let sampler = TpeSampler::with_config(0, config);
     let reps = (400_000 / n).clamp(20, 4000);
     let start = Instant::now();
-    for t in 0..reps {
+    for _ in 0..reps {
         let ctx = AskContext {
             space: &space,
             direction: Direction::Minimize,
-            trial: TrialNumber(n + t),
+            trial: TrialNumber(history.len() as u64),
             history: &history,
             running: &[],
         };
-        std::hint::black_box(sampler.ask(&ctx)?);
+        let p = std::hint::black_box(sampler.ask(&ctx)?);
+        // Tell: the history grows by one trial per ask, as in a study.
+        let x: Vec<f64> = (0..d)
+            .map(|i| p.f64(&format!("x{i}")))
+            .collect::<Result<_, _>>()?;
+        history.push(record(history.len() as u64, &x));
+        if history.len() as u64 >= n + (n / 10).max(1) {
+            // Keep the history within 10% of n: start over from the first n trials.
+            history.truncate(n as usize);
+        }
     }
     let per = start.elapsed().as_secs_f64() / reps as f64;
-    println!("n={n} d={d}: {:.1} µs per ask ({reps} asks)", per * 1e6);
+    println!(
+        "n={n} d={d}: {:.1} µs per ask + tell ({reps} asks)",
+        per * 1e6
+    );
     Ok(())
+}
+
+/// A completed trial at `x` with the sphere value.
+fn record(t: u64, x: &[f64]) -> TrialRecord {
+    let params: Params = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("x{i}"), *v))
+        .collect();
+    TrialRecord {
+        number: TrialNumber(t),
+        params,
+        state: TrialState::Complete {
+            stats: SeedStats::from_values(&[x.iter().map(|v| v * v).sum()]),
+        },
+    }
 }

@@ -45,6 +45,7 @@
 mod dims;
 mod error;
 mod math;
+mod memo;
 mod parzen;
 mod qmc;
 mod random;

@@ -1,10 +1,13 @@
 //! The Tree-structured Parzen Estimator sampler (Optuna 5.0's algorithm).
 
+use std::sync::{Mutex, TryLockError};
+
 use rand::Rng;
 use slurptuna_core::{AskContext, Direction, Params, Result, Sampler};
 
 use crate::dims::{Dim, Dims};
 use crate::error::SamplerError;
+use crate::memo::History;
 use crate::parzen::{Cands, Estimator, Model, ParzenParams, Scratch, Table};
 use crate::random::{random_params, trial_rng};
 
@@ -98,16 +101,20 @@ pub struct TpeConfig {
     pub constant_liar: bool,
     /// Startup sampler. Default random.
     pub startup: Startup,
-    /// Rounds of local refinement of the acquisition: each round draws `n_ei_candidates` more
-    /// candidates from the kernels of `l(x)` that produced the current best candidates, with
-    /// bandwidths halved per round, and keeps the best `l/g`. 0 reproduces Optuna. Default 2.
+    /// Rounds of local refinement of the acquisition: each round draws
+    /// [`TpeConfig::refine_candidates`] more candidates from narrow kernels centred on the
+    /// current best candidates (bandwidths halved per round) and keeps the best `l/g`. 0
+    /// reproduces Optuna. Default 3.
     pub refine_rounds: usize,
+    /// Candidates drawn per refinement round (≥ 1 when refining). Default 12.
+    pub refine_candidates: usize,
 }
 
 impl Default for TpeConfig {
     fn default() -> Self {
         TpeConfig {
-            refine_rounds: 2,
+            refine_rounds: 3,
+            refine_candidates: 12,
             ..TpeConfig::optuna()
         }
     }
@@ -130,11 +137,18 @@ impl TpeConfig {
             constant_liar: true,
             startup: Startup::Random,
             refine_rounds: 0,
+            refine_candidates: 24,
         }
     }
 
     /// Checks every field; the error names the field and the accepted values.
     pub fn validate(&self) -> std::result::Result<(), SamplerError> {
+        if self.refine_rounds > 0 && self.refine_candidates == 0 {
+            return Err(SamplerError::config(
+                "refine_candidates",
+                "must be at least 1 when refine_rounds > 0 (the default is 12)",
+            ));
+        }
         if self.n_ei_candidates == 0 {
             return Err(SamplerError::config(
                 "n_ei_candidates",
@@ -207,10 +221,31 @@ impl TpeConfig {
 /// assert!(space.contains(&p));
 /// assert_eq!(p, sampler.ask(&ctx).unwrap(), "same seed and history, same proposal");
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Cost: the sampler keeps the history of the previous ask in its internal form (converted
+/// observations, per-parameter sorted orders) and extends it with the new trials, so a
+/// proposal costs `O(n · d)` simple steps plus the density evaluations; the result is exactly
+/// what a fresh sampler would propose. Concurrent asks on one sampler are safe (one of them
+/// uses the memo, the others build their own).
 pub struct TpeSampler {
     seed: u64,
     config: TpeConfig,
+    memo: Mutex<History>,
+}
+
+impl Clone for TpeSampler {
+    fn clone(&self) -> Self {
+        Self::with_config(self.seed, self.config.clone())
+    }
+}
+
+impl std::fmt::Debug for TpeSampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TpeSampler")
+            .field("seed", &self.seed)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TpeSampler {
@@ -221,7 +256,11 @@ impl TpeSampler {
 
     /// A TPE sampler with the given options (checked by [`TpeConfig::validate`] on every ask).
     pub fn with_config(seed: u64, config: TpeConfig) -> Self {
-        TpeSampler { seed, config }
+        TpeSampler {
+            seed,
+            config,
+            memo: Mutex::new(History::default()),
+        }
     }
 
     /// The options.
@@ -246,32 +285,46 @@ impl Sampler for TpeSampler {
         let mut rng = trial_rng(self.seed, ctx.trial.0);
         let width = dims.len();
 
-        // Observations in trial order; scores are "lower is better".
-        let mut table = Table {
-            width,
-            data: Vec::with_capacity(ctx.history.len() * width),
-        };
-        let mut scores: Vec<f64> = Vec::with_capacity(ctx.history.len());
-        let mut row = vec![0.0; width];
-        for (trial, value) in ctx.completed() {
-            if dims.encode(&trial.params, &mut row) {
-                table.data.extend_from_slice(&row);
-                scores.push(match ctx.direction {
-                    Direction::Minimize => value,
-                    Direction::Maximize => -value,
-                });
+        let mut guard = match self.memo.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => {
+                // An ask panicked while updating the memo: start it afresh.
+                let mut guard = poisoned.into_inner();
+                *guard = History::default();
+                self.memo.clear_poison();
+                Some(guard)
             }
-        }
-        let n = scores.len();
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let mut own = History::default();
+        let hist = guard.as_deref_mut().unwrap_or(&mut own);
+        let n = hist.sync(ctx, &dims);
+        let result = self.ask_with(ctx, &dims, hist, n, &mut rng);
+        // Drop the rows of running trials appended for this ask.
+        hist.table.data.truncate(n * width);
+        result
+    }
+}
+
+impl TpeSampler {
+    /// The proposal, given the synchronised history `hist` holding `n` completed rows.
+    fn ask_with<R: Rng>(
+        &self,
+        ctx: &AskContext<'_>,
+        dims: &Dims<'_>,
+        hist: &mut History,
+        n: usize,
+        rng: &mut R,
+    ) -> Result<Params> {
+        let width = dims.len();
         if n < self.config.n_startup_trials {
-            return Ok(startup(
-                &dims,
-                self.config.startup,
-                self.seed,
-                ctx,
-                &mut rng,
-            ));
+            return Ok(startup(dims, self.config.startup, self.seed, ctx, rng));
         }
+        // Scores are "lower is better".
+        let scores: Vec<f64> = match ctx.direction {
+            Direction::Minimize => hist.values.clone(),
+            Direction::Maximize => hist.values.iter().map(|v| -v).collect(),
+        };
 
         // Split: the gamma(n) best (stable: ties keep trial order) are below.
         // Selecting by (score, trial order) equals a stable sort by score; O(n).
@@ -291,6 +344,8 @@ impl Sampler for TpeSampler {
         }
         let below: Vec<u32> = (0..n as u32).filter(|&i| is_below[i as usize]).collect();
         let mut above: Vec<u32> = (0..n as u32).filter(|&i| !is_below[i as usize]).collect();
+        let table = &mut hist.table;
+        let mut row = vec![0.0; width];
         if self.config.constant_liar {
             for p in ctx.running {
                 if dims.encode(p, &mut row) {
@@ -299,21 +354,23 @@ impl Sampler for TpeSampler {
                 }
             }
         }
+        let above_sorted = above_orders(&hist.sorted, &hist.table, &is_below, n, above.len());
 
         let split = Split {
-            dims: &dims,
-            table: &table,
+            dims,
+            table: &hist.table,
             below: &below,
             above: &above,
+            above_sorted: &above_sorted,
         };
         let raw = if self.config.multivariate {
             let cols: Vec<usize> = (0..width).collect();
-            self.propose(&split, &cols, ctx, &mut rng, true)
+            self.propose(&split, &cols, ctx, rng, true, &mut hist.mass)
         } else {
             let mut raw = vec![0.0; width];
             for col in 0..width {
                 if !matches!(dims.dims[col], Dim::Fixed) {
-                    let one = self.propose(&split, &[col], ctx, &mut rng, false);
+                    let one = self.propose(&split, &[col], ctx, rng, false, &mut hist.mass);
                     raw[col] = one[col];
                 }
             }
@@ -324,7 +381,7 @@ impl Sampler for TpeSampler {
             // The per-parameter winners together equal a running trial: propose this one
             // from the joint model, which skips candidates equal to running trials.
             let cols: Vec<usize> = (0..width).collect();
-            params = dims.decode(&self.propose(&split, &cols, ctx, &mut rng, true));
+            params = dims.decode(&self.propose(&split, &cols, ctx, rng, true, &mut hist.mass));
         }
         Ok(params)
     }
@@ -336,6 +393,74 @@ struct Split<'a, 'd> {
     table: &'a Table,
     below: &'a [u32],
     above: &'a [u32],
+    /// Per column, the positions in `above` sorted by `(value, position)` (see
+    /// [`crate::parzen::sort_positions`]); empty for columns that are not numeric.
+    above_sorted: &'a [Vec<u32>],
+}
+
+/// The sorted orders of the above group (completed rows not in `is_below`, then the running
+/// rows `n..`) from the sorted orders of all completed rows: `O(n)` per column.
+fn above_orders(
+    sorted: &[Vec<u32>],
+    table: &Table,
+    is_below: &[bool],
+    n: usize,
+    m: usize,
+) -> Vec<Vec<u32>> {
+    // Position in `above` of each completed row that is not below (`u32::MAX` if below).
+    let mut pos = vec![0u32; n];
+    let mut next = 0u32;
+    for (p, &b) in pos.iter_mut().zip(is_below) {
+        *p = if b { u32::MAX } else { next };
+        next += u32::from(!b);
+    }
+    let n_running = m - next as usize;
+    let mut running: Vec<(f64, u32)> = Vec::with_capacity(n_running);
+    sorted
+        .iter()
+        .enumerate()
+        .map(|(col, order)| {
+            if order.is_empty() {
+                return Vec::new();
+            }
+            if n_running == 0 {
+                // Branch-free compaction (one spare slot for the write after the last kept).
+                let mut out = vec![0u32; m + 1];
+                let mut count = 0;
+                for &r in order {
+                    let p = pos[r as usize];
+                    out[count.min(m)] = p;
+                    count += usize::from(p != u32::MAX);
+                }
+                out.truncate(count);
+                return out;
+            }
+            let mut out = Vec::with_capacity(m);
+            running.clear();
+            running.extend((0..n_running).map(|r| (table.get(n + r, col), next + r as u32)));
+            running.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut run = running.iter().peekable();
+            for &r in order {
+                let p = pos[r as usize];
+                if p == u32::MAX {
+                    continue;
+                }
+                let v = table.get(r as usize, col);
+                // Running rows come after every completed row: on ties they go last.
+                while let Some(&&(rv, rp)) = run.peek() {
+                    if rv.total_cmp(&v).is_lt() {
+                        out.push(rp);
+                        run.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push(p);
+            }
+            out.extend(run.map(|&(_, rp)| rp));
+            out
+        })
+        .collect()
 }
 
 impl TpeSampler {
@@ -347,6 +472,7 @@ impl TpeSampler {
         ctx: &AskContext<'_>,
         rng: &mut R,
         avoid_running: bool,
+        mass: &mut [(f64, f64)],
     ) -> Vec<f64> {
         let model = Model::new(split.dims, cols.iter().copied());
         let width = split.dims.len();
@@ -355,8 +481,24 @@ impl TpeSampler {
         }
         let p = self.config.parzen();
         let mut scratch = Scratch::default();
-        let l = Estimator::fit(&model, split.table, split.below, &p, &mut scratch);
-        let g = Estimator::fit(&model, split.table, split.above, &p, &mut scratch);
+        let l = Estimator::fit(
+            &model,
+            split.table,
+            split.below,
+            &p,
+            &mut scratch,
+            None,
+            None,
+        );
+        let g = Estimator::fit(
+            &model,
+            split.table,
+            split.above,
+            &p,
+            &mut scratch,
+            Some(split.above_sorted),
+            Some(mass),
+        );
 
         let c = self.config.n_ei_candidates;
         let mut cands = Cands::default();
@@ -367,7 +509,7 @@ impl TpeSampler {
             let shrink = 0.5f64.powi(round as i32 + 1);
             let top = best.top(REFINE_CENTRES);
             let local = l.localised(&top, shrink);
-            local.sample(rng, c, &mut cands);
+            local.sample(rng, self.config.refine_candidates, &mut cands);
             best.score_batch(&l, &g, &cands, &mut scratch);
         }
         best.pick(|row| !avoid_running || !ctx.running.contains(&split.dims.decode(row)))
@@ -415,7 +557,8 @@ impl Scored {
 
     fn ranked(&self) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.acq.len()).collect();
-        idx.sort_by(|&a, &b| self.acq[b].total_cmp(&self.acq[a]).then(a.cmp(&b)));
+        // A total order (ties by index), so an unstable sort gives the stable result.
+        idx.sort_unstable_by(|&a, &b| self.acq[b].total_cmp(&self.acq[a]).then(a.cmp(&b)));
         idx
     }
 

@@ -140,6 +140,17 @@ fn invalid_options_are_reported_by_name() {
             ..
         })
     ));
+    let no_refine_candidates = TpeConfig {
+        refine_candidates: 0,
+        ..TpeConfig::default()
+    };
+    assert!(matches!(
+        no_refine_candidates.validate(),
+        Err(SamplerError::InvalidConfig {
+            option: "refine_candidates",
+            ..
+        })
+    ));
     let space = sphere_space();
     let err = TpeSampler::with_config(
         0,

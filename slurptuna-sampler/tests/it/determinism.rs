@@ -1,7 +1,7 @@
-use slurptuna_core::{Direction, Params, Sampler};
+use slurptuna_core::{Direction, Params, Sampler, TrialNumber, TrialRecord, TrialState};
 use slurptuna_sampler::{QmcSampler, RandomSampler, Startup, TpeConfig, TpeSampler};
 
-use crate::common::{ctx, mixed_objective, mixed_space, optimise};
+use crate::common::{complete, ctx, mixed_objective, mixed_space, optimise};
 
 fn sequence(sampler: &dyn Sampler) -> Vec<Params> {
     optimise(
@@ -76,5 +76,53 @@ fn a_resumed_run_proposes_what_an_uninterrupted_run_would() {
             ))
             .unwrap();
         assert_eq!(p, full[t as usize].params, "trial {t}");
+    }
+}
+
+#[test]
+fn a_sampler_that_remembers_the_history_proposes_what_a_fresh_one_would() {
+    // One sampler asked along a growing history (it extends what it remembers) against a
+    // fresh sampler per ask, with failed trials, running trials, a history that is not a
+    // continuation of the previous one, and both modes.
+    let space = mixed_space();
+    for multivariate in [true, false] {
+        let cfg = TpeConfig {
+            multivariate,
+            ..TpeConfig::default()
+        };
+        let kept = TpeSampler::with_config(4, cfg.clone());
+        let mut history: Vec<TrialRecord> = Vec::new();
+        for t in 0..90u64 {
+            let running: Vec<Params> = history
+                .iter()
+                .rev()
+                .take(2)
+                .map(|r| r.params.clone())
+                .collect();
+            let c = ctx(&space, Direction::Minimize, t, &history, &running);
+            let p = kept.ask(&c).unwrap();
+            let fresh = TpeSampler::with_config(4, cfg.clone()).ask(&c).unwrap();
+            assert_eq!(p, fresh, "trial {t}, multivariate {multivariate}");
+            if t == 60 {
+                // Another history with the same first trials.
+                let other = &history[..40];
+                let c = ctx(&space, Direction::Maximize, t, other, &[]);
+                let fresh = TpeSampler::with_config(4, cfg.clone()).ask(&c).unwrap();
+                assert_eq!(kept.ask(&c).unwrap(), fresh, "other history");
+            }
+            let record = if t % 11 == 7 {
+                TrialRecord {
+                    number: TrialNumber(t),
+                    params: p,
+                    state: TrialState::Failed {
+                        reason: "diverged".into(),
+                    },
+                }
+            } else {
+                let v = mixed_objective(&p);
+                complete(t, p, v)
+            };
+            history.push(record);
+        }
     }
 }

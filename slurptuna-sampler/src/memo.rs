@@ -1,0 +1,195 @@
+//! The history in the sampler's internal form, kept between asks.
+//!
+//! A study's history only grows (finished trials are appended; a trial's record never changes
+//! once finished), so the observation table and the per-column sorted orders of the previous
+//! ask are extended instead of rebuilt: each ask converts only the new records and inserts
+//! them into the sorted orders. The memo is identified by the space and, per record, the trial
+//! number and the value; on any difference it falls back to the longest matching prefix, so a
+//! proposal never depends on what was asked before (the result is bit-identical to a fresh
+//! build). It holds one history, the size of the history itself.
+
+use slurptuna_core::{AskContext, ParamSpace, TrialRecord};
+
+use crate::dims::{Dim, Dims};
+use crate::parzen::Table;
+
+/// Fingerprint value of a record without a usable value (failed, or NaN).
+const NO_VALUE: u64 = u64::MAX;
+
+/// Completed trials as rows of internal values, with their sorted orders.
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    space: Option<ParamSpace>,
+    /// Per history record: (trial number, value bits or [`NO_VALUE`]).
+    keys: Vec<(u64, u64)>,
+    /// `rows_before[i]`: table rows coming from the records before record `i`
+    /// (`keys.len() + 1` entries).
+    rows_before: Vec<u32>,
+    /// Rows of the completed, encodable records in history order (plus, during an ask, the
+    /// rows of running trials after them).
+    pub(crate) table: Table,
+    /// Objective value per completed row.
+    pub(crate) values: Vec<f64>,
+    /// Per space column: the completed rows in ascending order of `(value, row)`; empty for
+    /// columns that are not numeric.
+    pub(crate) sorted: Vec<Vec<u32>>,
+    /// Per completed row and column `[row * width + col]`: a bandwidth and the log truncation
+    /// mass of the kernel on that value with it (NaN: none yet); see
+    /// [`crate::parzen::Estimator::fit`].
+    pub(crate) mass: Vec<(f64, f64)>,
+}
+
+fn key(t: &TrialRecord) -> (u64, u64) {
+    let v = t.value().filter(|v| !v.is_nan());
+    (t.number.0, v.map_or(NO_VALUE, f64::to_bits))
+}
+
+impl History {
+    /// Brings the memo in line with `ctx.history`; returns the number of completed rows.
+    pub(crate) fn sync(&mut self, ctx: &AskContext<'_>, dims: &Dims<'_>) -> usize {
+        let width = dims.len();
+        if self.space.as_ref() != Some(ctx.space) {
+            *self = History {
+                space: Some(ctx.space.clone()),
+                rows_before: vec![0],
+                table: Table {
+                    width,
+                    data: Vec::new(),
+                },
+                sorted: vec![Vec::new(); width],
+                ..History::default()
+            };
+        }
+        // Longest prefix of records that the memo already holds.
+        let same = self
+            .keys
+            .iter()
+            .zip(ctx.history)
+            .take_while(|(k, t)| **k == key(t))
+            .count();
+        if same < self.keys.len() {
+            let rows = self.rows_before[same];
+            self.keys.truncate(same);
+            self.rows_before.truncate(same + 1);
+            self.table.data.truncate(rows as usize * width);
+            self.values.truncate(rows as usize);
+            self.mass.truncate(rows as usize * width);
+            for order in &mut self.sorted {
+                order.retain(|&r| r < rows);
+            }
+        }
+        let old_rows = self.values.len();
+        let mut row = vec![0.0; width];
+        for t in &ctx.history[same..] {
+            let k = key(t);
+            if k.1 != NO_VALUE && dims.encode(&t.params, &mut row) {
+                self.table.data.extend_from_slice(&row);
+                self.values.push(f64::from_bits(k.1));
+            }
+            self.keys.push(k);
+            self.rows_before.push(self.values.len() as u32);
+        }
+        let rows = self.values.len();
+        self.mass.resize(rows * width, (f64::NAN, 0.0));
+        let fresh = rows - old_rows;
+        for (col, dim) in dims.dims.iter().enumerate() {
+            if !matches!(dim, Dim::Num(_)) || fresh == 0 {
+                continue;
+            }
+            let table = &self.table;
+            let value = |r: u32| table.get(r as usize, col);
+            let order = &mut self.sorted[col];
+            if fresh > 8 + old_rows / 16 {
+                order.clear();
+                order.extend(0..rows as u32);
+                order.sort_unstable_by(|&a, &b| value(a).total_cmp(&value(b)).then(a.cmp(&b)));
+            } else {
+                for r in old_rows as u32..rows as u32 {
+                    // After every equal value: those come from earlier rows.
+                    let v = value(r);
+                    let at = order.partition_point(|&x| value(x).total_cmp(&v).is_le());
+                    order.insert(at, r);
+                }
+            }
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slurptuna_core::{search_param, Direction, Params, SeedStats, TrialNumber, TrialState};
+
+    fn record(t: u64, x: f64, y: i64, value: Option<f64>) -> TrialRecord {
+        let mut params = Params::new();
+        params.insert("x", x);
+        params.insert("y", y);
+        TrialRecord {
+            number: TrialNumber(t),
+            params,
+            state: match value {
+                Some(v) => TrialState::Complete {
+                    stats: SeedStats::from_values(&[v]),
+                },
+                None => TrialState::Failed {
+                    reason: "boom".into(),
+                },
+            },
+        }
+    }
+
+    fn synced(space: &ParamSpace, history: &[TrialRecord], memo: &mut History) -> usize {
+        let dims = Dims::new(space);
+        let ctx = AskContext {
+            space,
+            direction: Direction::Minimize,
+            trial: TrialNumber(history.len() as u64),
+            history,
+            running: &[],
+        };
+        memo.sync(&ctx, &dims)
+    }
+
+    #[test]
+    fn incremental_sync_equals_a_fresh_build() {
+        let space = slurptuna_core::ParamSpace::new([
+            ("x", search_param().range(-1.0, 1.0)),
+            ("y", search_param().range(0, 3).dtype("int")),
+        ])
+        .unwrap();
+        let history: Vec<TrialRecord> = (0..300u64)
+            .map(|t| {
+                let x = ((t * 37 % 101) as f64 / 50.0) - 1.0;
+                let value = if t % 17 == 5 { None } else { Some(x * x) };
+                record(t, x, (t % 4) as i64, value)
+            })
+            .collect();
+        let mut grown = History::default();
+        for n in (0..=300).step_by(7).chain([300]) {
+            synced(&space, &history[..n], &mut grown);
+        }
+        // A different history with the same first records: only the prefix is kept.
+        let mut other = history[..150].to_vec();
+        other.push(record(999, 0.25, 1, Some(3.0)));
+        synced(&space, &other, &mut grown);
+        let rows = synced(&space, &history, &mut grown);
+        let mut fresh = History::default();
+        assert_eq!(synced(&space, &history, &mut fresh), rows);
+        assert_eq!(grown.table.data, fresh.table.data);
+        assert_eq!(grown.values, fresh.values);
+        assert_eq!(grown.sorted, fresh.sorted);
+        assert_eq!(grown.keys, fresh.keys);
+        assert_eq!(grown.rows_before, fresh.rows_before);
+        // The order is ascending by (value, row).
+        let col = &fresh.sorted[0];
+        assert_eq!(col.len(), rows);
+        for w in col.windows(2) {
+            let (a, b) = (
+                fresh.table.get(w[0] as usize, 0),
+                fresh.table.get(w[1] as usize, 0),
+            );
+            assert!(a < b || (a == b && w[0] < w[1]));
+        }
+    }
+}
