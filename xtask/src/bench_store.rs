@@ -85,23 +85,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return facade_child(&a, dir);
     }
     if cfg!(debug_assertions) && !a.allow_debug {
-        eprintln!("bench store: re-running in release (a debug build's load time means nothing)");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        return crate::util::run_cmd(
-            Command::new(cargo)
-                .current_dir(project_root())
-                .args([
-                    "run",
-                    "--release",
-                    "--quiet",
-                    "--package",
-                    "xtask",
-                    "--bin",
-                    "xtask",
-                ])
-                .args(["--", "bench", "store"])
-                .args(args),
-        );
+        return crate::util::rerun_bench_in_release("store", args);
     }
     let work = project_root().join("target").join("bench-store");
     if work.exists() {

@@ -22,3 +22,25 @@ pub(crate) fn run_cmd(cmd: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+/// Re-runs `cargo xtask bench <bench> <args>` from a release build (timings of a debug build
+/// mean nothing).
+pub(crate) fn rerun_bench_in_release(bench: &str, args: &[String]) -> Result<()> {
+    eprintln!("bench {bench}: re-running in release (timings of a debug build mean nothing)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    run_cmd(
+        Command::new(cargo)
+            .current_dir(project_root())
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "xtask",
+                "--bin",
+                "xtask",
+            ])
+            .args(["--", "bench", bench])
+            .args(args),
+    )
+}
