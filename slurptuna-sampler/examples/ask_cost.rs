@@ -35,6 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sampler = TpeSampler::with_config(0, config);
     let reps = (400_000 / n).clamp(20, 4000);
     let start = Instant::now();
+    // Order-sensitive checksum of the proposals: equal between builds that propose alike.
+    let mut checksum = 0u64;
     for _ in 0..reps {
         let ctx = AskContext {
             space: &space,
@@ -48,6 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let x: Vec<f64> = (0..d)
             .map(|i| p.f64(&format!("x{i}")))
             .collect::<Result<_, _>>()?;
+        for v in &x {
+            checksum = (checksum ^ v.to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
+        }
         history.push(record(history.len() as u64, &x));
         if history.len() as u64 >= n + (n / 10).max(1) {
             // Keep the history within 10% of n: start over from the first n trials.
@@ -56,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let per = start.elapsed().as_secs_f64() / reps as f64;
     println!(
-        "n={n} d={d}: {:.1} µs per ask + tell ({reps} asks)",
+        "n={n} d={d}: {:.1} µs per ask + tell ({reps} asks; proposal checksum {checksum:016x})",
         per * 1e6
     );
     Ok(())

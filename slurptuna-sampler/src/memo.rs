@@ -6,12 +6,13 @@
 //! them into the sorted orders. The memo is identified by the space and, per record, the trial
 //! number and the value; on any difference it falls back to the longest matching prefix, so a
 //! proposal never depends on what was asked before (the result is bit-identical to a fresh
-//! build). It holds one history, the size of the history itself.
+//! build). It holds one history, the size of the history itself, and the estimators' buffers
+//! (reused instead of reallocated per ask).
 
 use slurptuna_core::{AskContext, ParamSpace, TrialRecord};
 
 use crate::dims::{Dim, Dims};
-use crate::parzen::Table;
+use crate::parzen::{Scratch, Table};
 
 /// Fingerprint value of a record without a usable value (failed, or NaN).
 const NO_VALUE: u64 = u64::MAX;
@@ -33,10 +34,19 @@ pub(crate) struct History {
     /// Per space column: the completed rows in ascending order of `(value, row)`; empty for
     /// columns that are not numeric.
     pub(crate) sorted: Vec<Vec<u32>>,
-    /// Per completed row and column `[row * width + col]`: a bandwidth and the log truncation
-    /// mass of the kernel on that value with it (NaN: none yet); see
+    /// What the estimators keep from one ask to the next.
+    pub(crate) reuse: Reuse,
+}
+
+/// Per-history state of the estimators, kept between asks.
+#[derive(Debug, Default)]
+pub(crate) struct Reuse {
+    /// Per column and completed row `[col][row]`: a bandwidth and the log truncation mass of
+    /// the kernel on that value with it (NaN: none yet); see
     /// [`crate::parzen::Estimator::fit`].
-    pub(crate) mass: Vec<(f64, f64)>,
+    pub(crate) mass: Vec<Vec<(f64, f64)>>,
+    /// Buffers of the estimators.
+    pub(crate) scratch: Scratch,
 }
 
 fn key(t: &TrialRecord) -> (u64, u64) {
@@ -57,6 +67,10 @@ impl History {
                     data: Vec::new(),
                 },
                 sorted: vec![Vec::new(); width],
+                reuse: Reuse {
+                    mass: vec![Vec::new(); width],
+                    scratch: Scratch::default(),
+                },
                 ..History::default()
             };
         }
@@ -73,7 +87,9 @@ impl History {
             self.rows_before.truncate(same + 1);
             self.table.data.truncate(rows as usize * width);
             self.values.truncate(rows as usize);
-            self.mass.truncate(rows as usize * width);
+            for col in &mut self.reuse.mass {
+                col.truncate(rows as usize);
+            }
             for order in &mut self.sorted {
                 order.retain(|&r| r < rows);
             }
@@ -90,7 +106,9 @@ impl History {
             self.rows_before.push(self.values.len() as u32);
         }
         let rows = self.values.len();
-        self.mass.resize(rows * width, (f64::NAN, 0.0));
+        for col in &mut self.reuse.mass {
+            col.resize(rows, (f64::NAN, 0.0));
+        }
         let fresh = rows - old_rows;
         for (col, dim) in dims.dims.iter().enumerate() {
             if !matches!(dim, Dim::Num(_)) || fresh == 0 {

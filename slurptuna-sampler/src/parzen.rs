@@ -5,11 +5,12 @@
 //! Cost: building is `O(D · m)` when the sorted order of each numeric dimension and the
 //! truncation normalisers are handed in from an earlier ask (see [`crate::memo`]), else
 //! `O(D · m log m)`. Every candidate-independent term (log-weights, `ln σ`, normalisers) is
-//! precomputed per kernel, in dimension-major arrays. The log-density of a candidate streams
-//! over the first dimensions of all kernels (or, for large mixtures, only over the blocks of
-//! kernels near it along the first dimension), drops every kernel whose term is provably
-//! negligible against a lower bound of the largest one, and finishes the few survivors; no
-//! allocation happens per candidate or kernel.
+//! precomputed per kernel, in dimension-major arrays (for large mixtures in ascending order of
+//! the first continuous mean, so that the kernels near a candidate are contiguous). The
+//! log-density of a candidate streams over the first dimensions of all kernels (or, for large
+//! mixtures, only over the blocks of kernels near it along the first dimension), drops every
+//! kernel whose term is provably negligible against a lower bound of the largest one, and
+//! finishes the few survivors; no allocation happens per candidate or kernel.
 
 use rand::Rng;
 
@@ -218,6 +219,12 @@ pub(crate) struct Estimator<'d> {
     /// For large mixtures: the observation kernels in blocks along the first continuous
     /// dimension.
     blocks: Option<Blocks>,
+    /// Storage position of each observation kernel (in observation order) when the kernels
+    /// are stored in another order (ascending first continuous mean, for [`Blocks`]); empty
+    /// when they are stored in observation order. Every per-kernel array (`cont_*`, `base`,
+    /// `disc`, `cat`) uses the storage order; `weights` and `cum_weights` the observation
+    /// order. The prior kernel is always last.
+    slot: Vec<u32>,
 }
 
 /// Mixtures with at least this many observation kernels get [`Blocks`].
@@ -225,18 +232,12 @@ const BLOCKS_MIN: usize = 64;
 /// Kernels per block.
 const BLOCK: usize = 16;
 
-/// The observation kernels sorted by their mean in the first continuous dimension and cut
-/// into blocks of [`BLOCK`], with per-block bounds: the log-density skips every block whose
-/// best possible term after that dimension is negligible, instead of visiting its kernels.
+/// Blocks of [`BLOCK`] consecutive observation kernels of an estimator whose kernels are
+/// stored in ascending order of their first continuous mean, with per-block bounds: the
+/// log-density skips every block whose best possible term after that dimension is negligible,
+/// instead of visiting its kernels.
 #[derive(Clone, Debug)]
 struct Blocks {
-    /// Kernel indices in ascending order of their first mean.
-    perm: Vec<u32>,
-    /// In `perm` order: `base`, and mean and scale of the first one or two continuous
-    /// dimensions (dimension-major `[j * m + q]`).
-    base: Vec<f64>,
-    mu: Vec<f64>,
-    scale: Vec<f64>,
     /// Per block: lowest and highest first mean, largest `base`, smallest first scale.
     lo: Vec<f64>,
     hi: Vec<f64>,
@@ -245,23 +246,9 @@ struct Blocks {
 }
 
 impl Blocks {
-    fn new(
-        perm: Vec<u32>,
-        base: &[f64],
-        mu: &[f64],
-        scale: &[f64],
-        nk: usize,
-        dims: usize,
-    ) -> Self {
-        let m = perm.len();
-        let gather = |v: &[f64]| -> Vec<f64> {
-            (0..dims)
-                .flat_map(|j| perm.iter().map(move |&k| v[j * nk + k as usize]))
-                .collect()
-        };
-        let base: Vec<f64> = perm.iter().map(|&k| base[k as usize]).collect();
-        let mu = gather(mu);
-        let scale = gather(scale);
+    /// Bounds of the first `m` kernels of `base` and of the first dimension of `mu`/`scale`
+    /// (kernels in storage order, ascending `mu`).
+    fn new(base: &[f64], mu: &[f64], scale: &[f64], m: usize) -> Self {
         let nb = m.div_ceil(BLOCK);
         let (mut lo, mut hi) = (Vec::with_capacity(nb), Vec::with_capacity(nb));
         let (mut base_max, mut scale_min) = (Vec::with_capacity(nb), Vec::with_capacity(nb));
@@ -277,10 +264,6 @@ impl Blocks {
             scale_min.push(scale[r].iter().fold(f64::INFINITY, |x, &y| x.min(y)));
         }
         Blocks {
-            perm,
-            base,
-            mu,
-            scale,
             lo,
             hi,
             base_max,
@@ -300,16 +283,41 @@ pub(crate) struct Scratch {
     acc: Vec<f64>,
     /// Kernels still above the negligibility floor.
     live: Vec<u32>,
+    /// Spare buffers for the arrays of the next estimator (see [`Estimator::recycle`]): a
+    /// scratch kept from one ask to the next saves the allocator from handing large arrays
+    /// back to the system and faulting them in again.
+    pool: Vec<Vec<f64>>,
+}
+
+/// Spare buffers kept in a [`Scratch`] at most.
+const POOL_MAX: usize = 16;
+
+impl Scratch {
+    /// An empty buffer with room for `capacity` values.
+    fn take(&mut self, capacity: usize) -> Vec<f64> {
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.reserve(capacity);
+        v
+    }
+
+    fn give(&mut self, v: Vec<f64>) {
+        if self.pool.len() < POOL_MAX && v.capacity() > 0 {
+            self.pool.push(v);
+        }
+    }
 }
 
 impl<'d> Estimator<'d> {
     /// Fits the estimator to `rows` of `table` (in trial order; weights ramp along it).
     /// `sorted[col]`, when given and not empty, lists the positions `0..rows.len()` in
     /// ascending order of `(value in col, position)` (as [`sort_positions`] would); otherwise
-    /// each numeric column is sorted here. `mass[row * width + col]`, when given, remembers per
-    /// table row and column a bandwidth and the log truncation mass of the kernel centred on
-    /// that row's value with it (NaN: nothing yet); it is used when the bandwidth is the same
-    /// and updated otherwise.
+    /// each numeric column is sorted here. `mass[col][row]`, when given, remembers per table
+    /// column and row a bandwidth and the log truncation mass of the kernel centred on that
+    /// row's value with it (NaN: nothing yet); it is used when the bandwidth is the same and
+    /// updated otherwise. Large mixtures store their kernels in ascending order of the first
+    /// continuous mean (see [`Blocks`]); sampling still picks kernels by their weights in
+    /// observation order.
     pub(crate) fn fit(
         model: &Model<'d>,
         table: &Table,
@@ -317,12 +325,12 @@ impl<'d> Estimator<'d> {
         p: &ParzenParams,
         s: &mut Scratch,
         sorted: Option<&[Vec<u32>]>,
-        mut mass: Option<&mut [(f64, f64)]>,
+        mut mass: Option<&mut [Vec<(f64, f64)>]>,
     ) -> Self {
         let presorted = |col: usize| sorted.and_then(|v| v.get(col)).filter(|o| !o.is_empty());
         let m = rows.len();
         let n_kernels = m + 1;
-        let mut weights = Vec::with_capacity(n_kernels);
+        let mut weights = s.take(n_kernels);
         if m == 0 {
             weights.push(1.0);
         } else {
@@ -334,22 +342,26 @@ impl<'d> Estimator<'d> {
         for w in &mut weights {
             *w /= total;
         }
-        let mut cum_weights = Vec::with_capacity(weights.len());
+        let mut cum_weights = s.take(weights.len());
         let mut c = 0.0;
         for w in &weights {
             c += w;
             cum_weights.push(c);
         }
-        let mut base: Vec<f64> = weights.iter().map(|w| w.ln()).collect();
+        let mut base = s.take(n_kernels);
+        base.extend(weights.iter().map(|w| w.ln()));
 
         let n_cont = model.cont.len();
-        let mut cont_mu = Vec::with_capacity(n_kernels * n_cont);
-        let mut cont_sigma = Vec::with_capacity(n_kernels * n_cont);
-        let mut cont_scale = Vec::with_capacity(n_kernels * n_cont);
+        let mut cont_mu = s.take(n_kernels * n_cont);
+        let mut cont_sigma = s.take(n_kernels * n_cont);
+        let mut cont_scale = s.take(n_kernels * n_cont);
         // Π_j σ_kj, folded into the log only when it leaves [2^-500, 2^500] (one `ln` per
         // kernel instead of one per kernel and dimension).
-        let mut sigma_prod = vec![1.0f64; n_kernels];
+        let mut sigma_prod = s.take(n_kernels);
+        sigma_prod.resize(n_kernels, 1.0);
         let mut perm = None;
+        // Log truncation mass of each kernel in the current dimension.
+        let mut masses = s.take(n_kernels);
         for &(col, dim) in &model.cont {
             fit_numeric(dim, table, rows, col, p, s, presorted(col));
             if perm.is_none() && m >= BLOCKS_MIN {
@@ -359,57 +371,94 @@ impl<'d> Estimator<'d> {
                     _ => s.order.clone(),
                 });
             }
-            // Dimension-major `[j * n_kernels + k]`.
-            cont_mu.extend_from_slice(&s.mus);
-            cont_sigma.extend_from_slice(&s.sigmas);
-            cont_scale.extend(
-                s.sigmas
-                    .iter()
-                    .map(|&sigma| std::f64::consts::FRAC_1_SQRT_2 * (1.0 / sigma)),
-            );
+            // Dimension-major `[j * n_kernels + k]`, in storage order.
+            match &perm {
+                Some(perm) => {
+                    cont_mu.extend(perm.iter().map(|&k| s.mus[k as usize]));
+                    cont_mu.push(s.mus[m]);
+                    cont_sigma.extend(perm.iter().map(|&k| s.sigmas[k as usize]));
+                    cont_sigma.push(s.sigmas[m]);
+                }
+                None => {
+                    cont_mu.extend_from_slice(&s.mus);
+                    cont_sigma.extend_from_slice(&s.sigmas);
+                }
+            }
+            // Bandwidths are mostly equal (the magic clip): one division per distinct run.
+            let (mut last, mut last_scale) = (f64::NAN, f64::NAN);
+            for &sigma in &cont_sigma[cont_sigma.len() - n_kernels..] {
+                if sigma != last {
+                    (last, last_scale) = (sigma, std::f64::consts::FRAC_1_SQRT_2 * (1.0 / sigma));
+                }
+                cont_scale.push(last_scale);
+            }
             let log_mass = |k: usize| {
                 let (mu, inv) = (s.mus[k], 1.0 / s.sigmas[k]);
                 central_log_mass((dim.lo - mu) * inv, (dim.hi - mu) * inv)
             };
-            match mass.as_deref_mut() {
-                Some(mass) => {
-                    for (k, &r) in rows.iter().enumerate() {
-                        // Rows past the memo (running trials) are computed afresh.
-                        base[k] -= match mass.get_mut(r as usize * model.width + col) {
-                            Some(slot) => {
-                                if slot.0 != s.sigmas[k] {
-                                    *slot = (s.sigmas[k], log_mass(k));
-                                }
-                                slot.1
-                            }
-                            None => log_mass(k),
-                        };
+            // Rows past the memo (running trials) and the prior are computed afresh.
+            let memo: &mut [(f64, f64)] = match mass.as_deref_mut() {
+                Some(mass) => mass.get_mut(col).map_or(&mut [][..], |v| v.as_mut_slice()),
+                None => &mut [],
+            };
+            masses.clear();
+            for (k, &sigma) in s.sigmas.iter().enumerate() {
+                // `rows` has no entry for the prior (k = m).
+                let slot = rows.get(k).and_then(|&r| memo.get_mut(r as usize));
+                let log_mass = match slot {
+                    Some(slot) => {
+                        if slot.0 != sigma {
+                            *slot = (sigma, log_mass(k));
+                        }
+                        slot.1
                     }
-                    base[m] -= log_mass(m);
-                }
-                None => {
-                    for (k, b) in base.iter_mut().enumerate() {
-                        *b -= log_mass(k);
-                    }
-                }
+                    None => log_mass(k),
+                };
+                masses.push(log_mass);
             }
-            for ((b, prod), &sigma) in base.iter_mut().zip(&mut sigma_prod).zip(&s.sigmas) {
-                let next = *prod * sigma;
-                if (1e-150..1e150).contains(&next) {
-                    *prod = next;
-                } else {
-                    *b -= next.ln();
-                    *prod = 1.0;
+            let leaves = |p: f64, sigma: f64| !(1e-150..1e150).contains(&(p * sigma));
+            let any_leaves = sigma_prod
+                .iter()
+                .zip(&s.sigmas)
+                .fold(false, |any, (&p, &sigma)| any | leaves(p, sigma));
+            if any_leaves {
+                for ((b, prod), (&sigma, &log_mass)) in base
+                    .iter_mut()
+                    .zip(&mut sigma_prod)
+                    .zip(s.sigmas.iter().zip(&masses))
+                {
+                    *b -= log_mass;
+                    let next = *prod * sigma;
+                    if (1e-150..1e150).contains(&next) {
+                        *prod = next;
+                    } else {
+                        *b -= next.ln();
+                        *prod = 1.0;
+                    }
+                }
+            } else {
+                // The usual case, in straight-line passes.
+                for (b, &log_mass) in base.iter_mut().zip(&masses) {
+                    *b -= log_mass;
+                }
+                for (prod, &sigma) in sigma_prod.iter_mut().zip(&s.sigmas) {
+                    *prod *= sigma;
                 }
             }
         }
         if n_cont > 0 {
-            for (b, prod) in base.iter_mut().zip(&sigma_prod) {
-                *b -= prod.ln() + LN_SQRT_2PI * n_cont as f64;
+            // Bandwidths are mostly equal (the magic clip), so are their products: one `ln`
+            // per distinct run.
+            let (mut last, mut ln_last) = (f64::NAN, f64::NAN);
+            for (b, &prod) in base.iter_mut().zip(&sigma_prod) {
+                if prod != last {
+                    (last, ln_last) = (prod, prod.ln());
+                }
+                *b -= ln_last + LN_SQRT_2PI * n_cont as f64;
             }
         }
 
-        let disc = model
+        let mut disc: Vec<DiscKernels<'d>> = model
             .disc
             .iter()
             .map(|&(col, dim)| {
@@ -433,7 +482,7 @@ impl<'d> Estimator<'d> {
             })
             .collect();
 
-        let cat = model
+        let mut cat: Vec<CatKernels> = model
             .cat
             .iter()
             .map(|&(col, n_choices)| {
@@ -464,9 +513,35 @@ impl<'d> Estimator<'d> {
             })
             .collect();
 
+        s.give(sigma_prod);
+        s.give(masses);
+        let mut slot = Vec::new();
         let blocks = perm.map(|perm| {
-            let dims = n_cont.min(2);
-            Blocks::new(perm, &base, &cont_mu, &cont_scale, n_kernels, dims)
+            // Storage order for the remaining per-kernel arrays.
+            let gather = |v: &[f64]| -> Vec<f64> {
+                perm.iter()
+                    .map(|&k| v[k as usize])
+                    .chain(v.get(m).copied())
+                    .collect()
+            };
+            let mut stored = s.take(n_kernels);
+            stored.extend(perm.iter().map(|&k| base[k as usize]));
+            stored.push(base[m]);
+            s.give(std::mem::replace(&mut base, stored));
+            for d in &mut disc {
+                d.mu = gather(&d.mu);
+                d.sigma = gather(&d.sigma);
+                d.inv_sigma = gather(&d.inv_sigma);
+                d.norm = gather(&d.norm);
+            }
+            for c in &mut cat {
+                c.obs = perm.iter().map(|&k| c.obs[k as usize]).collect();
+            }
+            slot = vec![0; m];
+            for (q, &k) in perm.iter().enumerate() {
+                slot[k as usize] = q as u32;
+            }
+            Blocks::new(&base, &cont_mu, &cont_scale, m)
         });
         Estimator {
             n_kernels,
@@ -481,7 +556,28 @@ impl<'d> Estimator<'d> {
             cat,
             width: model.width,
             blocks,
+            slot,
         }
+    }
+
+    /// Hands the large arrays back to `s` for the next estimator.
+    pub(crate) fn recycle(self, s: &mut Scratch) {
+        for v in [
+            self.weights,
+            self.cum_weights,
+            self.cont_mu,
+            self.cont_sigma,
+            self.cont_scale,
+            self.base,
+        ] {
+            s.give(v);
+        }
+    }
+
+    /// Storage position of kernel `k` (observation order; the prior is last).
+    #[inline]
+    fn slot(&self, k: usize) -> usize {
+        self.slot.get(k).map_or(k, |&q| q as usize)
     }
 
     /// Normalised mixture weights (observations in order, then the prior).
@@ -494,16 +590,18 @@ impl<'d> Estimator<'d> {
     #[cfg(test)]
     pub(crate) fn kernels_of(&self, col: usize) -> Option<(Vec<f64>, Vec<f64>)> {
         if let Some(j) = self.cont.iter().position(|&(c, _)| c == col) {
-            let kernels = j * self.n_kernels..(j + 1) * self.n_kernels;
-            return Some((
-                self.cont_mu[kernels.clone()].to_vec(),
-                self.cont_sigma[kernels].to_vec(),
-            ));
+            let at = |v: &[f64]| -> Vec<f64> {
+                (0..self.n_kernels)
+                    .map(|k| v[j * self.n_kernels + self.slot(k)])
+                    .collect()
+            };
+            return Some((at(&self.cont_mu), at(&self.cont_sigma)));
         }
-        self.disc
-            .iter()
-            .find(|d| d.col == col)
-            .map(|d| (d.mu.clone(), d.sigma.clone()))
+        self.disc.iter().find(|d| d.col == col).map(|d| {
+            let at =
+                |v: &[f64]| -> Vec<f64> { (0..self.n_kernels).map(|k| v[self.slot(k)]).collect() };
+            (at(&d.mu), at(&d.sigma))
+        })
     }
 
     /// The probability of `choice` under kernel `k` for categorical column `col`.
@@ -512,7 +610,7 @@ impl<'d> Estimator<'d> {
         let c = self.cat.iter().find(|c| c.col == col)?;
         Some(if k >= c.obs.len() {
             c.p_prior
-        } else if c.obs[k] as usize == choice {
+        } else if c.obs[self.slot(k)] as usize == choice {
             c.p_hit
         } else {
             c.p_miss
@@ -531,6 +629,7 @@ impl<'d> Estimator<'d> {
                 .cum_weights
                 .partition_point(|&c| c <= u * self.cum_weights[self.n_kernels - 1])
                 .min(self.n_kernels - 1);
+            let k = self.slot(k);
             for (j, c) in self.cat.iter().enumerate() {
                 let u: f64 = rng.gen();
                 let x = if k >= c.obs.len() {
@@ -588,7 +687,7 @@ impl<'d> Estimator<'d> {
         let mut cont_sigma = Vec::with_capacity(k * nc);
         let nk = self.n_kernels;
         for (j, &(col, dim)) in self.cont.iter().enumerate() {
-            let sig = mean_sigma(&|kk| self.cont_sigma[j * nk + kk]);
+            let sig = mean_sigma(&|kk| self.cont_sigma[j * nk + self.slot(kk)]);
             for row in centres {
                 cont_mu.push(dim.t(row[col]));
                 cont_sigma.push(sig);
@@ -598,7 +697,7 @@ impl<'d> Estimator<'d> {
             .disc
             .iter()
             .map(|d| {
-                let s = mean_sigma(&|kk| d.sigma[kk]);
+                let s = mean_sigma(&|kk| d.sigma[self.slot(kk)]);
                 DiscKernels {
                     col: d.col,
                     dim: d.dim,
@@ -635,6 +734,7 @@ impl<'d> Estimator<'d> {
             cat,
             width: self.width,
             blocks: None,
+            slot: Vec::new(),
         }
     }
 
@@ -676,7 +776,7 @@ impl<'d> Estimator<'d> {
                     - self.disc_bound();
                 live[0] = prior as u32;
                 count = 1;
-                let m = b.perm.len();
+                let m = nk - 1;
                 let z0 = cands.cont[i];
                 let z1 = if first == 2 { cands.cont[n + i] } else { 0.0 };
                 for blk in 0..b.lo.len() {
@@ -687,22 +787,24 @@ impl<'d> Estimator<'d> {
                     let r = blk * BLOCK..((blk + 1) * BLOCK).min(m);
                     let len = r.len();
                     let mut part = [0.0f64; BLOCK];
-                    let (mu, sc, base) =
-                        (&b.mu[r.clone()], &b.scale[r.clone()], &b.base[r.clone()]);
+                    let (mu, sc, base) = (
+                        &self.cont_mu[r.clone()],
+                        &self.cont_scale[r.clone()],
+                        &self.base[r.clone()],
+                    );
                     for (((p, &mu), &sc), &base) in part.iter_mut().zip(mu).zip(sc).zip(base) {
                         let t = (z0 - mu) * sc;
                         *p = base - t * t;
                     }
                     if first == 2 {
-                        let r1 = m + r.start..m + r.end;
-                        let (mu, sc) = (&b.mu[r1.clone()], &b.scale[r1]);
+                        let r1 = nk + r.start..nk + r.end;
+                        let (mu, sc) = (&self.cont_mu[r1.clone()], &self.cont_scale[r1]);
                         for ((p, &mu), &sc) in part.iter_mut().zip(mu).zip(sc) {
                             let t = (z1 - mu) * sc;
                             *p -= t * t;
                         }
                     }
-                    for (&a, &k) in part[..len].iter().zip(&b.perm[r]) {
-                        let k = k as usize;
+                    for (k, &a) in r.zip(&part[..len]) {
                         acc[k] = a;
                         live[count] = k as u32;
                         if a >= floor {
@@ -756,7 +858,27 @@ impl<'d> Estimator<'d> {
                 let a = self.finish_term(cands, i, best, first, best_a, f64::NEG_INFINITY);
                 floor = floor.max(a - NEGLIGIBLE - self.disc_bound());
             }
-            for j in first..nc {
+            // Two dimensions per pass (a kernel dropped one dimension later ends below the
+            // floor all the same: terms only decrease).
+            let mut j = first;
+            while j + 1 < nc {
+                let (z, z2) = (cands.cont[j * n + i], cands.cont[(j + 1) * n + i]);
+                let mu = &self.cont_mu[j * nk..(j + 2) * nk];
+                let sc = &self.cont_scale[j * nk..(j + 2) * nk];
+                let mut kept = 0;
+                for r in 0..count {
+                    let k = live[r] as usize;
+                    let t = (z - mu[k]) * sc[k];
+                    let t2 = (z2 - mu[nk + k]) * sc[nk + k];
+                    let a = acc[k] - t * t - t2 * t2;
+                    acc[k] = a;
+                    live[kept] = k as u32;
+                    kept += usize::from(a >= floor);
+                }
+                count = kept;
+                j += 2;
+            }
+            if j < nc {
                 let z = cands.cont[j * n + i];
                 let mu = &self.cont_mu[j * nk..(j + 1) * nk];
                 let sc = &self.cont_scale[j * nk..(j + 1) * nk];
@@ -1125,7 +1247,7 @@ mod tests {
                 order
             })
             .collect();
-        let mut mass = vec![(f64::NAN, 0.0); m * width];
+        let mut mass = vec![vec![(f64::NAN, 0.0); m]; width];
         for _ in 0..2 {
             // First fills the masses, then reuses them.
             let reused = Estimator::fit(

@@ -7,7 +7,7 @@ use slurptuna_core::{AskContext, Direction, Params, Result, Sampler};
 
 use crate::dims::{Dim, Dims};
 use crate::error::SamplerError;
-use crate::memo::History;
+use crate::memo::{History, Reuse};
 use crate::parzen::{Cands, Estimator, Model, ParzenParams, Scratch, Table};
 use crate::random::{random_params, trial_rng};
 
@@ -365,12 +365,12 @@ impl TpeSampler {
         };
         let raw = if self.config.multivariate {
             let cols: Vec<usize> = (0..width).collect();
-            self.propose(&split, &cols, ctx, rng, true, &mut hist.mass)
+            self.propose(&split, &cols, ctx, rng, true, &mut hist.reuse)
         } else {
             let mut raw = vec![0.0; width];
             for col in 0..width {
                 if !matches!(dims.dims[col], Dim::Fixed) {
-                    let one = self.propose(&split, &[col], ctx, rng, false, &mut hist.mass);
+                    let one = self.propose(&split, &[col], ctx, rng, false, &mut hist.reuse);
                     raw[col] = one[col];
                 }
             }
@@ -381,7 +381,7 @@ impl TpeSampler {
             // The per-parameter winners together equal a running trial: propose this one
             // from the joint model, which skips candidates equal to running trials.
             let cols: Vec<usize> = (0..width).collect();
-            params = dims.decode(&self.propose(&split, &cols, ctx, rng, true, &mut hist.mass));
+            params = dims.decode(&self.propose(&split, &cols, ctx, rng, true, &mut hist.reuse));
         }
         Ok(params)
     }
@@ -472,47 +472,51 @@ impl TpeSampler {
         ctx: &AskContext<'_>,
         rng: &mut R,
         avoid_running: bool,
-        mass: &mut [(f64, f64)],
+        reuse: &mut Reuse,
     ) -> Vec<f64> {
+        let Reuse { mass, scratch } = reuse;
         let model = Model::new(split.dims, cols.iter().copied());
         let width = split.dims.len();
         if model.is_empty() {
             return vec![0.0; width];
         }
         let p = self.config.parzen();
-        let mut scratch = Scratch::default();
         let l = Estimator::fit(
             &model,
             split.table,
             split.below,
             &p,
-            &mut scratch,
+            scratch,
             None,
-            None,
+            Some(&mut mass[..]),
         );
         let g = Estimator::fit(
             &model,
             split.table,
             split.above,
             &p,
-            &mut scratch,
+            scratch,
             Some(split.above_sorted),
-            Some(mass),
+            Some(&mut mass[..]),
         );
 
         let c = self.config.n_ei_candidates;
         let mut cands = Cands::default();
         l.sample(rng, c, &mut cands);
         let mut best = Scored::default();
-        best.score_batch(&l, &g, &cands, &mut scratch);
+        best.score_batch(&l, &g, &cands, scratch);
         for round in 0..self.config.refine_rounds {
             let shrink = 0.5f64.powi(round as i32 + 1);
             let top = best.top(REFINE_CENTRES);
             let local = l.localised(&top, shrink);
             local.sample(rng, self.config.refine_candidates, &mut cands);
-            best.score_batch(&l, &g, &cands, &mut scratch);
+            best.score_batch(&l, &g, &cands, scratch);
         }
-        best.pick(|row| !avoid_running || !ctx.running.contains(&split.dims.decode(row)))
+        let picked =
+            best.pick(|row| !avoid_running || !ctx.running.contains(&split.dims.decode(row)));
+        l.recycle(scratch);
+        g.recycle(scratch);
+        picked
     }
 }
 

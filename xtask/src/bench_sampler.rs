@@ -99,23 +99,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
     if cfg!(debug_assertions) && !a.allow_debug {
-        eprintln!("bench sampler: re-running in release (timings of a debug build mean nothing)");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        return run_cmd(
-            Command::new(cargo)
-                .current_dir(project_root())
-                .args([
-                    "run",
-                    "--release",
-                    "--quiet",
-                    "--package",
-                    "xtask",
-                    "--bin",
-                    "xtask",
-                ])
-                .args(["--", "bench", "sampler"])
-                .args(args),
-        );
+        return crate::util::rerun_bench_in_release("sampler", args);
     }
     let python = if a.python { Some(venv()?) } else { None };
     let mut report = String::new();
