@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use indicatif::MultiProgress;
 use slurptuna_core::{
-    best_of, format_utc, CoreError, ExecutionMode, Executor, LossDefinition, ResumeRecord, RunMeta,
-    Sampler, SeedLayout, Store, RUN_FORMAT_VERSION,
+    best_of, format_utc, ExecutionMode, Executor, LossDefinition, ResumeRecord, RunMeta, Sampler,
+    SeedLayout, Store, RUN_FORMAT_VERSION,
 };
 use slurptuna_store::FsStore;
 
@@ -358,14 +358,5 @@ pub(crate) async fn shutdown<T>(executor: &dyn Executor, opts: &RunOptions, r: &
     let keep = matches!(r, Err(Error::Interrupted { .. })) && opts.keep_jobs_on_interrupt;
     if let Err(e) = executor.shutdown(keep).await {
         tracing::warn!(error = %e, "could not stop the executor cleanly");
-    }
-}
-
-impl From<Stop> for Error {
-    fn from(s: Stop) -> Self {
-        match s {
-            Stop::Interrupted => Error::Core(CoreError::Cancelled),
-            Stop::Fatal(e) => Error::Core(e),
-        }
     }
 }

@@ -153,7 +153,10 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes() {
     let journal = dir.path().join("interrupted/journal.jsonl");
     let start = Instant::now();
     while !journal.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the study did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the study did not start"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(200));
