@@ -27,13 +27,6 @@ async fn assert_clean(h: &FakeSlurmHandle) {
     assert!(idle, "tasks left behind: {:?}", h.live_tasks());
 }
 
-fn trial_failure(r: Result<(), ExecError>) -> slurptuna_core::TrialFailure {
-    match r {
-        Err(ExecError::Trial(f)) => f,
-        other => panic!("expected a trial failure, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_trials_of_four_chunks_match_in_process_bit_for_bit() {
     let (dir, exec, h) = setup(|c| SlurmConfig {

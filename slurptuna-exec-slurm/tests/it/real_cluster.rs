@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slurptuna_core::{ChunkIndex, ExecError, Executor, SeedSpec, TrialJob};
+use slurptuna_core::{ChunkIndex, Executor, SeedSpec, TrialJob};
 use slurptuna_exec_slurm::{CliSlurm, JobId, SlurmClient, SlurmConfig, SlurmExecutor, TaskRef};
 
 use crate::support::*;
@@ -103,13 +103,6 @@ async fn assert_no_jobs_left(tag: &str) {
     }
 }
 
-fn failure(r: Result<(), ExecError>) -> slurptuna_core::TrialFailure {
-    match r {
-        Err(ExecError::Trial(f)) => f,
-        other => panic!("expected a trial failure, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_study_of_three_trials_matches_in_process() {
     if !cluster("real_study_of_three_trials_matches_in_process") {
@@ -183,14 +176,14 @@ async fn real_failures_are_detected_retried_and_reported() {
         )
     })
     .await;
-    let e = failure(e);
+    let e = trial_failure(e);
     assert_eq!(e.state.as_deref(), Some("FAILED"), "{}", e.reason);
     assert!(
         e.reason.contains("after 2 attempts") && e.reason.contains("exiting with status 3"),
         "{}",
         e.reason
     );
-    let p = failure(p);
+    let p = trial_failure(p);
     assert_eq!(p.state.as_deref(), Some("FAILED"), "{}", p.reason);
     assert!(
         p.reason.contains("deliberate panic at seed 6"),
@@ -278,7 +271,7 @@ async fn real_scancel_from_outside_is_noticed_within_one_poll() {
         noticed
     };
     let (r, noticed) = within(120, async { tokio::join!(exec.evaluate(j, &sink), killer) }).await;
-    let f = failure(r);
+    let f = trial_failure(r);
     assert_eq!(f.state.as_deref(), Some("CANCELLED"), "{}", f.reason);
     assert_eq!(f.chunk, Some(ChunkIndex(2)));
     // Within one poll (plus the time squeue and sbatch take on a busy 2-core machine).
@@ -308,7 +301,7 @@ async fn real_time_limit_ends_as_timeout() {
         ..Default::default()
     };
     let j = job("fx-sleep", None, 0, 0.5, &spec, dir.path());
-    let f = failure(within(200, exec.evaluate(j, &Collect::default())).await);
+    let f = trial_failure(within(200, exec.evaluate(j, &Collect::default())).await);
     assert_eq!(f.state.as_deref(), Some("TIMEOUT"), "{}", f.reason);
     assert_no_jobs_left(tag).await;
 }

@@ -168,3 +168,13 @@ pub(crate) fn evals(cwd: &Path) -> Vec<(u64, u64)> {
         })
         .collect()
 }
+
+/// The trial failure an `evaluate` call ended with (panics on anything else).
+pub(crate) fn trial_failure(
+    r: Result<(), slurptuna_core::ExecError>,
+) -> slurptuna_core::TrialFailure {
+    match r {
+        Err(slurptuna_core::ExecError::Trial(f)) => f,
+        other => panic!("expected a trial failure, got {other:?}"),
+    }
+}
