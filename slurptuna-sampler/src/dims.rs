@@ -23,12 +23,25 @@ pub(crate) struct NumDim {
     pub(crate) hi: f64,
 }
 
+/// `x.ln()` as a call of its own: inlined, the optimiser computes it on both sides of the
+/// `log` branch (it is cheap to speculate in its cost model, not in time).
+#[inline(never)]
+fn ln(x: f64) -> f64 {
+    x.ln()
+}
+
+/// `x.exp()`, not inlined for the same reason as [`ln`].
+#[inline(never)]
+fn exp(x: f64) -> f64 {
+    x.exp()
+}
+
 impl NumDim {
     /// The transform `t`: `ln` for log scale, identity otherwise.
     #[inline]
     pub(crate) fn t(&self, x: f64) -> f64 {
         if self.log {
-            x.ln()
+            ln(x)
         } else {
             x
         }
@@ -37,7 +50,7 @@ impl NumDim {
     /// Maps a transformed value back to a legal raw value (exp, snap to the grid, clip).
     #[inline]
     pub(crate) fn snap(&self, z: f64) -> f64 {
-        let x = if self.log { z.exp() } else { z };
+        let x = if self.log { exp(z) } else { z };
         match self.step {
             Some(s) => {
                 let k = ((x - self.low) / s).round_ties_even();
