@@ -4,7 +4,8 @@
 //!    rustuna==0.2.0`) unless it already has them.
 //! 2. Speed: time per trial with `n` finished trials in the history, for `n` in 100, 1000, 5000
 //!    and `d` in 2, 10 (sphere on `[-5, 5]^d`, random history), for our TPE in-process and for
-//!    Optuna's and rustuna's TPE through `bench/sampler/run_python.py` (same history sizes).
+//!    Optuna's and rustuna's TPE through `bench/sampler/run_python.py` (same history sizes),
+//!    in `--rounds` interleaved rounds (default 3): each cell is the median over the rounds.
 //! 3. Quality: the best value after `--trials` trials (default 200) over `--seeds` seeds
 //!    (default 20) on the problems of `run_python.py` (mirrored in [`problems`]), for Optuna's
 //!    default TPE, Optuna's independent TPE, rustuna's TPE, Optuna's random sampler, our TPE with
@@ -15,7 +16,7 @@
 //! The Python samplers' quality results are cached under `target/bench-cache` (keyed by the
 //! script's contents and arguments); speed is always measured afresh.
 //!
-//! `--quick` runs a small version (3 seeds, 40 trials, n up to 1000) as a smoke test. A debug
+//! `--quick` runs a small version (3 seeds, 40 trials, n up to 1000, one round) as a smoke test. A debug
 //! build re-runs itself in release first (timings of a debug build mean nothing).
 
 use std::collections::BTreeMap;
@@ -47,6 +48,9 @@ const ALPHA: f64 = 0.05;
 
 struct Args {
     quick: bool,
+    /// Interleaved rounds of the speed measurements (ours, Optuna, rustuna per round); each
+    /// cell reports the median over the rounds.
+    rounds: usize,
     seeds: u64,
     trials: u64,
     python: bool,
@@ -58,6 +62,7 @@ struct Args {
 fn parse_args(args: &[String]) -> Result<Args> {
     let mut a = Args {
         quick: false,
+        rounds: 3,
         seeds: 20,
         trials: 200,
         python: true,
@@ -77,7 +82,9 @@ fn parse_args(args: &[String]) -> Result<Args> {
                 a.quick = true;
                 a.seeds = 3;
                 a.trials = 40;
+                a.rounds = 1;
             }
+            "--rounds" => a.rounds = value("--rounds")?.parse().context("--rounds")?,
             "--seeds" => a.seeds = value("--seeds")?.parse().context("--seeds")?,
             "--trials" => a.trials = value("--trials")?.parse().context("--trials")?,
             "--no-python" => a.python = false,
@@ -85,13 +92,13 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--quality-only" => a.speed = false,
             "--allow-debug" => a.allow_debug = true,
             other => bail!(
-                "unknown option {other:?}: use --quick, --seeds N, --trials N, --no-python, \
-                 --speed-only, --quality-only"
+                "unknown option {other:?}: use --quick, --seeds N, --trials N, --rounds N, \
+                 --no-python, --speed-only, --quality-only"
             ),
         }
     }
-    if a.seeds == 0 || a.trials == 0 {
-        bail!("--seeds and --trials must be at least 1");
+    if a.seeds == 0 || a.trials == 0 || a.rounds == 0 {
+        bail!("--seeds, --trials and --rounds must be at least 1");
     }
     Ok(a)
 }
@@ -471,33 +478,45 @@ fn speed_section(a: &Args, python: Option<&Path>, report: &mut String) -> Result
             (5000, 10),
         ]
     };
-    let mut ours = Vec::new();
-    for &(n, d) in &grid {
-        ours.push(time_ours(n, d)?);
-    }
-    let mut others: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    if let Some(py) = python {
-        for kind in ["optuna", "rustuna"] {
-            let repeats = if kind == "optuna" { 12 } else { 50 };
-            let mut args = vec!["speed".to_string(), kind.to_string(), repeats.to_string()];
-            args.extend(grid.iter().map(|(n, d)| format!("{n}x{d}")));
-            let v = run_python(py, &args)?;
-            let times = v["result"]
-                .as_array()
-                .context("speed result")?
-                .iter()
-                .map(|r| r["seconds_per_trial"].as_f64().unwrap_or(f64::NAN))
-                .collect();
-            others.insert(kind, times);
+    // Rounds alternate between the samplers, so that a slow spell of the machine does not
+    // fall on one of them only; each cell is the median over the rounds.
+    let mut ours_rounds: Vec<Vec<f64>> = Vec::new();
+    let mut other_rounds: BTreeMap<&str, Vec<Vec<f64>>> = BTreeMap::new();
+    for _ in 0..a.rounds {
+        ours_rounds.push(
+            grid.iter()
+                .map(|&(n, d)| time_ours(n, d))
+                .collect::<Result<_>>()?,
+        );
+        if let Some(py) = python {
+            for kind in ["optuna", "rustuna"] {
+                let repeats = if kind == "optuna" { 12 } else { 50 };
+                let mut args = vec!["speed".to_string(), kind.to_string(), repeats.to_string()];
+                args.extend(grid.iter().map(|(n, d)| format!("{n}x{d}")));
+                let v = run_python(py, &args)?;
+                let times = v["result"]
+                    .as_array()
+                    .context("speed result")?
+                    .iter()
+                    .map(|r| r["seconds_per_trial"].as_f64().unwrap_or(f64::NAN))
+                    .collect();
+                other_rounds.entry(kind).or_default().push(times);
+            }
         }
     }
+    let ours = median_per_cell(&ours_rounds);
+    let others: BTreeMap<&str, Vec<f64>> = other_rounds
+        .iter()
+        .map(|(k, rounds)| (*k, median_per_cell(rounds)))
+        .collect();
     writeln!(report, "## Speed: time per trial\n")?;
     writeln!(
         report,
         "Sphere on [-5, 5]^d; the history holds n completed trials at random points; one trial = \
          one ask (all d parameters) with that history, then its result is told (the history grows by \
          one per trial; ours is cut back to n trials after growing by 10%). Ours: mean over ask + tell in-process; Optuna/rustuna: mean over ask + \
-         suggest + tell in Python (in-memory storage).\n"
+         suggest + tell in Python (in-memory storage). Each cell is the median of {} interleaved rounds (ours, then Optuna, then rustuna in each round).\n",
+        a.rounds
     )?;
     writeln!(
         report,
@@ -522,6 +541,23 @@ fn speed_section(a: &Args, python: Option<&Path>, report: &mut String) -> Result
     }
     writeln!(report)?;
     Ok(())
+}
+
+/// Per cell, the median over the rounds (`rounds[r][cell]`).
+fn median_per_cell(rounds: &[Vec<f64>]) -> Vec<f64> {
+    let cells = rounds.first().map_or(0, Vec::len);
+    (0..cells)
+        .map(|c| {
+            let mut v: Vec<f64> = rounds.iter().map(|r| r[c]).collect();
+            v.sort_by(f64::total_cmp);
+            let mid = v.len() / 2;
+            if v.len() % 2 == 1 {
+                v[mid]
+            } else {
+                0.5 * (v[mid - 1] + v[mid])
+            }
+        })
+        .collect()
 }
 
 fn fmt_time(s: f64) -> String {
@@ -787,6 +823,14 @@ mod tests {
         assert!(less < 0.01 && greater > 0.99, "{less} {greater}");
         let (less, greater) = mann_whitney(&x, &x);
         assert!(less > 0.4 && greater > 0.4);
+    }
+
+    #[test]
+    fn speed_cells_take_the_median_round() {
+        let rounds = vec![vec![3.0, 10.0], vec![1.0, 30.0], vec![2.0, 20.0]];
+        assert_eq!(median_per_cell(&rounds), vec![2.0, 20.0]);
+        assert_eq!(median_per_cell(&rounds[..2]), vec![2.0, 20.0]);
+        assert!(median_per_cell(&[]).is_empty());
     }
 
     #[test]
