@@ -42,6 +42,7 @@
 //! assert!(best < 0.05, "best {best}");
 //! ```
 
+mod above;
 mod dims;
 mod error;
 mod math;

@@ -11,6 +11,7 @@
 
 use slurptuna_core::{AskContext, ParamSpace, TrialRecord};
 
+use crate::above::AboveMixture;
 use crate::dims::{Dim, Dims};
 use crate::parzen::{Scratch, Table};
 
@@ -36,6 +37,22 @@ pub(crate) struct History {
     pub(crate) sorted: Vec<Vec<u32>>,
     /// What the estimators keep from one ask to the next.
     pub(crate) reuse: Reuse,
+    /// The best rows of the last ask, extended instead of reselected when only rows were
+    /// added since.
+    best: Option<Best>,
+    /// Changes whenever rows already converted were dropped (the space or an earlier record
+    /// changed), so that state derived from the rows knows to start over.
+    pub(crate) epoch: u64,
+}
+
+/// The `k` best completed rows by `(score, row)`, ascending, for rows `0..n` of one epoch.
+#[derive(Debug)]
+struct Best {
+    epoch: u64,
+    maximize: bool,
+    k: usize,
+    n: usize,
+    rows: Vec<(f64, u32)>,
 }
 
 /// Per-history state of the estimators, kept between asks.
@@ -47,6 +64,8 @@ pub(crate) struct Reuse {
     pub(crate) mass: Vec<Vec<(f64, f64)>>,
     /// Buffers of the estimators.
     pub(crate) scratch: Scratch,
+    /// The above mixture of the multivariate model.
+    pub(crate) above: AboveMixture,
 }
 
 fn key(t: &TrialRecord) -> (u64, u64) {
@@ -55,11 +74,62 @@ fn key(t: &TrialRecord) -> (u64, u64) {
 }
 
 impl History {
+    /// The `k` best completed rows (lower values are better unless `maximize`; ties go to
+    /// the earlier row), in row order. `O(n)` the first time, then `O(new rows · k)`.
+    pub(crate) fn best_rows(&mut self, maximize: bool, k: usize) -> Vec<u32> {
+        let n = self.values.len();
+        let values = &self.values;
+        let score = |r: usize| if maximize { -values[r] } else { values[r] };
+        let lt = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).is_lt();
+        let k = k.min(n);
+        let reuse = self.best.as_ref().is_some_and(|b| {
+            b.epoch == self.epoch && b.maximize == maximize && b.k == k && b.n <= n
+        });
+        match &mut self.best {
+            Some(best) if reuse => {
+                for r in best.n..n {
+                    let e = (score(r), r as u32);
+                    if best.rows.last().is_some_and(|last| lt(&e, last)) {
+                        let at = best.rows.partition_point(|x| lt(x, &e));
+                        best.rows.insert(at, e);
+                        best.rows.pop();
+                    }
+                }
+                best.n = n;
+            }
+            _ => {
+                let mut all: Vec<(f64, u32)> = (0..n).map(|r| (score(r), r as u32)).collect();
+                let by = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+                if k > 0 && k < n {
+                    all.select_nth_unstable_by(k - 1, by);
+                }
+                all.truncate(k);
+                all.sort_unstable_by(by);
+                self.best = Some(Best {
+                    epoch: self.epoch,
+                    maximize,
+                    k,
+                    n,
+                    rows: all,
+                });
+            }
+        }
+        let mut rows: Vec<u32> = self
+            .best
+            .as_ref()
+            .map(|b| b.rows.iter().map(|e| e.1).collect())
+            .unwrap_or_default();
+        rows.sort_unstable();
+        rows
+    }
+
     /// Brings the memo in line with `ctx.history`; returns the number of completed rows.
     pub(crate) fn sync(&mut self, ctx: &AskContext<'_>, dims: &Dims<'_>) -> usize {
         let width = dims.len();
         if self.space.as_ref() != Some(ctx.space) {
+            let epoch = self.epoch + 1;
             *self = History {
+                epoch,
                 space: Some(ctx.space.clone()),
                 rows_before: vec![0],
                 table: Table {
@@ -70,6 +140,7 @@ impl History {
                 reuse: Reuse {
                     mass: vec![Vec::new(); width],
                     scratch: Scratch::default(),
+                    above: AboveMixture::default(),
                 },
                 ..History::default()
             };
@@ -82,6 +153,7 @@ impl History {
             .take_while(|(k, t)| **k == key(t))
             .count();
         if same < self.keys.len() {
+            self.epoch += 1;
             let rows = self.rows_before[same];
             self.keys.truncate(same);
             self.rows_before.truncate(same + 1);

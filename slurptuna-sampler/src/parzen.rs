@@ -13,6 +13,7 @@
 //! finishes the few survivors; no allocation happens per candidate or kernel.
 
 use rand::Rng;
+use rand_distr::StandardNormal;
 
 use crate::dims::{Dim, Dims, NumDim};
 use crate::math::{log_gauss_mass, ndtr, ndtri, LN_SQRT_2PI};
@@ -20,10 +21,10 @@ use crate::tpe::Weights;
 
 /// A kernel whose log-term is this far below the running maximum adds less than one part in
 /// 1e15 per kernel to the mixture density: it is skipped.
-const NEGLIGIBLE: f64 = 36.0;
+pub(crate) const NEGLIGIBLE: f64 = 36.0;
 
 /// Options of the estimator (a subset of [`crate::TpeConfig`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct ParzenParams {
     pub(crate) prior_weight: f64,
     pub(crate) consider_magic_clip: bool,
@@ -107,9 +108,20 @@ pub(crate) fn observation_weights(weights: Weights, m: usize, out: &mut Vec<f64>
 /// Sorts `order` to the positions `0..mus.len()` in ascending order of `(mus[i], i)`: ties
 /// keep observation order, so every way of producing this order gives the same bandwidths.
 pub(crate) fn sort_positions(mus: &[f64], order: &mut Vec<u32>) {
+    // Sorted as integers: the bits of a float mapped so that integer order is `total_cmp`
+    // order, then the position.
+    let key = |x: f64| {
+        let bits = x.to_bits();
+        bits ^ ((((bits as i64) >> 63) as u64) >> 1) ^ (1 << 63)
+    };
+    let mut keys: Vec<u128> = mus
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (u128::from(key(x)) << 32) | i as u128)
+        .collect();
+    keys.sort_unstable();
     order.clear();
-    order.extend(0..mus.len() as u32);
-    order.sort_unstable_by(|&a, &b| mus[a as usize].total_cmp(&mus[b as usize]).then(a.cmp(&b)));
+    order.extend(keys.iter().map(|&k| k as u32));
 }
 
 /// Neighbour-gap bandwidths of Optuna 5 (both modes), then the magic clip. `order` lists the
@@ -227,6 +239,9 @@ pub(crate) struct Estimator<'d> {
     slot: Vec<u32>,
 }
 
+/// Mixtures without [`Blocks`] of at most this many kernels are evaluated densely.
+const DENSE_MAX: usize = 64;
+
 /// Mixtures with at least this many observation kernels get [`Blocks`].
 const BLOCKS_MIN: usize = 64;
 /// Kernels per block.
@@ -281,8 +296,9 @@ pub(crate) struct Scratch {
     weights: Vec<f64>,
     /// Partial log-terms of every kernel for one candidate.
     acc: Vec<f64>,
-    /// Kernels still above the negligibility floor.
+    /// Kernels still above the negligibility floor, and how many of `live` are in use.
     live: Vec<u32>,
+    count: usize,
     /// Spare buffers for the arrays of the next estimator (see [`Estimator::recycle`]): a
     /// scratch kept from one ask to the next saves the allocator from handing large arrays
     /// back to the system and faulting them in again.
@@ -621,8 +637,6 @@ impl<'d> Estimator<'d> {
     pub(crate) fn sample<R: Rng>(&self, rng: &mut R, count: usize, out: &mut Cands) {
         out.reset(self, count);
         let nk = self.n_kernels;
-        // Per continuous dimension and kernel, filled when the kernel is first drawn from.
-        let mut trunc: Vec<Option<Trunc>> = vec![None; self.cont.len() * nk];
         for i in 0..count {
             let u: f64 = rng.gen();
             let k = self
@@ -651,17 +665,14 @@ impl<'d> Estimator<'d> {
                 out.raw[i * self.width + c.col] = x as f64;
             }
             for (j, &(col, dim)) in self.cont.iter().enumerate() {
-                let t = trunc[j * nk + k].get_or_insert_with(|| {
-                    let (mu, sigma) = (self.cont_mu[j * nk + k], self.cont_sigma[j * nk + k]);
-                    Trunc::new(mu, sigma, dim.lo, dim.hi)
-                });
-                let z = t.draw(rng.gen());
+                let (mu, sigma) = (self.cont_mu[j * nk + k], self.cont_sigma[j * nk + k]);
+                let z = draw_trunc(rng, mu, sigma, dim.lo, dim.hi);
                 let x = dim.snap(z);
                 out.cont[j * count + i] = dim.t(x);
                 out.raw[i * self.width + col] = x;
             }
             for (j, d) in self.disc.iter().enumerate() {
-                let z = draw_trunc(rng.gen(), d.mu[k], d.sigma[k], d.dim.lo, d.dim.hi);
+                let z = draw_trunc(rng, d.mu[k], d.sigma[k], d.dim.lo, d.dim.hi);
                 let x = d.dim.snap(z);
                 out.set_disc(j, i, d.dim, x);
                 out.raw[i * self.width + d.col] = x;
@@ -746,13 +757,58 @@ impl<'d> Estimator<'d> {
     /// bound of their full term) lies [`NEGLIGIBLE`] below that are dropped, and the survivors
     /// take the remaining dimensions one at a time, dropping out as they fall below.
     pub(crate) fn log_pdf(&self, cands: &Cands, out: &mut [f64], s: &mut Scratch) {
+        for (i, out_i) in out.iter_mut().enumerate().take(cands.n) {
+            let (max, _) = self.terms_at(cands, i, s);
+            *out_i = self.sum_terms(s, max);
+        }
+    }
+
+    /// The terms of the kernels within reach of candidate `i`, left in `s` for
+    /// [`Estimator::sum_terms`]; returns the largest term and how many lie within
+    /// [`NEGLIGIBLE`] of it (so `ln p(x)` is at most the largest plus the log of that count).
+    pub(crate) fn terms_at(&self, cands: &Cands, i: usize, s: &mut Scratch) -> (f64, usize) {
         let n = cands.n;
         let nk = self.n_kernels;
         let nc = self.cont.len();
         let first = nc.min(2);
         let Scratch { acc, live, .. } = s;
         let prior = nk - 1;
-        for (i, out_i) in out.iter_mut().enumerate().take(n) {
+        if acc.len() < nk {
+            acc.resize(nk, 0.0);
+            live.resize(nk, 0);
+        }
+        if self.blocks.is_none() && nk <= DENSE_MAX {
+            // Small mixtures: every term, in straight passes over contiguous arrays.
+            let acc = &mut acc[..nk];
+            acc.copy_from_slice(&self.base[..nk]);
+            for j in 0..nc {
+                let z = cands.cont[j * n + i];
+                let mu = &self.cont_mu[j * nk..(j + 1) * nk];
+                let sc = &self.cont_scale[j * nk..(j + 1) * nk];
+                for ((a, &mu), &sc) in acc.iter_mut().zip(mu).zip(sc) {
+                    let t = (z - mu) * sc;
+                    *a -= t * t;
+                }
+            }
+            let floor = if self.cat.is_empty() && self.disc.is_empty() {
+                f64::NEG_INFINITY
+            } else {
+                let p = self.finish_term(cands, i, prior, nc, acc[prior], f64::NEG_INFINITY);
+                p - NEGLIGIBLE - self.disc_bound()
+            };
+            let mut max = f64::NEG_INFINITY;
+            for (k, (a, l)) in acc.iter_mut().zip(live.iter_mut()).enumerate() {
+                if floor > f64::NEG_INFINITY {
+                    *a = self.finish_term(cands, i, k, nc, *a, floor);
+                }
+                *l = k as u32;
+                max = max.max(*a);
+            }
+            let close = acc.iter().filter(|&&a| a > max - NEGLIGIBLE).count();
+            s.count = nk;
+            return (max, close);
+        }
+        {
             if acc.len() < nk {
                 acc.resize(nk, 0.0);
                 live.resize(nk, 0);
@@ -900,19 +956,24 @@ impl<'d> Estimator<'d> {
                 acc[k] = a;
                 max = max.max(a);
             }
-            *out_i = if max == f64::NEG_INFINITY {
-                f64::NEG_INFINITY
-            } else {
-                let mut sum = 0.0;
-                for &k in &live[..count] {
-                    let a = acc[k as usize];
-                    if a > max - NEGLIGIBLE {
-                        sum += (a - max).exp();
-                    }
-                }
-                max + sum.ln()
-            };
+            let close = live[..count]
+                .iter()
+                .filter(|&&k| acc[k as usize] > max - NEGLIGIBLE)
+                .count();
+            s.count = count;
+            (max, close)
         }
+    }
+
+    /// `ln p(x)` from the terms left by [`Estimator::terms_at`] and their largest, `max`.
+    pub(crate) fn sum_terms(&self, s: &Scratch, max: f64) -> f64 {
+        log_sum_exp(self.kept_terms(s), max)
+    }
+
+    /// The terms left by [`Estimator::terms_at`], in the order [`Estimator::sum_terms`]
+    /// adds them.
+    pub(crate) fn kept_terms<'s>(&self, s: &'s Scratch) -> impl Iterator<Item = f64> + 's {
+        s.live[..s.count].iter().map(|&k| s.acc[k as usize])
     }
 
     /// The most a discrete dimension can add to a kernel's term: a bin mass is ≤ 1 and a
@@ -962,6 +1023,20 @@ impl<'d> Estimator<'d> {
     }
 }
 
+/// `max + ln Σ exp(t − max)` over the `terms` within [`NEGLIGIBLE`] of their largest, `max`.
+pub(crate) fn log_sum_exp(terms: impl Iterator<Item = f64>, max: f64) -> f64 {
+    if max == f64::NEG_INFINITY {
+        return f64::NEG_INFINITY;
+    }
+    let mut sum = 0.0;
+    for a in terms {
+        if a > max - NEGLIGIBLE {
+            sum += (a - max).exp();
+        }
+    }
+    max + sum.ln()
+}
+
 /// Fills `s.mus`/`s.sigmas` with the kernels of one numeric column (observations, then prior).
 fn fit_numeric(
     dim: &NumDim,
@@ -999,7 +1074,7 @@ const TAIL: f64 = 8.5;
 /// `ln(Φ(b) − Φ(a))` for `a ≤ 0 ≤ b` (a kernel centred inside its domain), skipping tails
 /// that cannot change the result in double precision.
 #[inline]
-fn central_log_mass(a: f64, b: f64) -> f64 {
+pub(crate) fn central_log_mass(a: f64, b: f64) -> f64 {
     if a <= 0.0 && b >= 0.0 {
         if a <= -TAIL && b >= TAIL {
             return 0.0;
@@ -1012,10 +1087,23 @@ fn central_log_mass(a: f64, b: f64) -> f64 {
     }
 }
 
-/// One draw from `N(μ, σ²)` truncated to `[lo, hi]` by inverse CDF.
+/// Standard-normal draws tried before [`draw_trunc`] falls back to the inverse CDF.
+const REJECT_TRIES: usize = 32;
+
+/// One draw from `N(μ, σ²)` truncated to `[lo, hi]`: by rejection of plain normal draws
+/// (a kernel centred in its domain with `σ ≤ range` keeps at least `Φ(1) − ½ ≈ 34%` of its
+/// mass inside, so a few tries suffice), then, after [`REJECT_TRIES`] misses, by inverse CDF.
+/// Both paths draw from the exact truncated distribution.
 #[inline]
-fn draw_trunc(u: f64, mu: f64, sigma: f64, lo: f64, hi: f64) -> f64 {
-    Trunc::new(mu, sigma, lo, hi).draw(u)
+fn draw_trunc<R: Rng>(rng: &mut R, mu: f64, sigma: f64, lo: f64, hi: f64) -> f64 {
+    for _ in 0..REJECT_TRIES {
+        let x: f64 = rng.sample(StandardNormal);
+        let z = mu + sigma * x;
+        if z >= lo && z <= hi {
+            return z;
+        }
+    }
+    Trunc::new(mu, sigma, lo, hi).draw(rng.gen())
 }
 
 /// The draw-independent part of a truncated-normal draw by inverse CDF, computed once per
@@ -1092,12 +1180,12 @@ pub(crate) struct Cands {
     pub(crate) n: usize,
     width: usize,
     /// Transformed values of continuous dimensions, `[j * n + i]`.
-    cont: Vec<f64>,
+    pub(crate) cont: Vec<f64>,
     /// Bin edges (transformed) of discrete dimensions, `[j * n + i]`.
-    disc_lo: Vec<f64>,
-    disc_hi: Vec<f64>,
+    pub(crate) disc_lo: Vec<f64>,
+    pub(crate) disc_hi: Vec<f64>,
     /// Choice indices of categorical dimensions, `[j * n + i]`.
-    cat: Vec<u32>,
+    pub(crate) cat: Vec<u32>,
     /// Raw (snapped) values, full rows `[i * width + col]`.
     pub(crate) raw: Vec<f64>,
 }
@@ -1126,7 +1214,6 @@ impl Cands {
     }
 
     /// Candidates from given raw rows (values on the grid, categorical indices).
-    #[cfg(test)]
     pub(crate) fn from_rows(e: &Estimator<'_>, rows: &[Vec<f64>]) -> Self {
         let mut c = Cands::default();
         let n = rows.len();
@@ -1203,6 +1290,23 @@ mod tests {
         let mut order = Vec::new();
         sort_positions(&[0.5, -1.0, 0.5, -1.0, 0.5], &mut order);
         assert_eq!(order, vec![1, 3, 0, 2, 4]);
+        // The integer keys order like `total_cmp`, signs, zeros and infinities included.
+        let mus = [
+            3.0,
+            -0.0,
+            f64::INFINITY,
+            0.0,
+            -2.5,
+            1e-300,
+            f64::NEG_INFINITY,
+            -1e-300,
+            -2.5,
+            7.25,
+        ];
+        sort_positions(&mus, &mut order);
+        let mut expect: Vec<u32> = (0..mus.len() as u32).collect();
+        expect.sort_by(|&a, &b| mus[a as usize].total_cmp(&mus[b as usize]).then(a.cmp(&b)));
+        assert_eq!(order, expect);
     }
 
     #[test]

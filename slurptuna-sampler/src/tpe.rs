@@ -2,9 +2,11 @@
 
 use std::sync::{Mutex, TryLockError};
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use slurptuna_core::{AskContext, Direction, Params, Result, Sampler};
 
+use crate::above::AboveMixture;
 use crate::dims::{Dim, Dims};
 use crate::error::SamplerError;
 use crate::memo::{History, Reuse};
@@ -103,8 +105,9 @@ pub struct TpeConfig {
     pub startup: Startup,
     /// Rounds of local refinement of the acquisition: each round draws
     /// [`TpeConfig::refine_candidates`] more candidates from narrow kernels centred on the
-    /// current best candidates (bandwidths halved per round) and keeps the best `l/g`. 0
-    /// reproduces Optuna. Default 3.
+    /// four best candidates so far (bandwidths halved per round) and keeps the best `l/g`.
+    /// 0 reproduces Optuna. Default 5 (chosen with `cargo xtask bench sampler`: fewer
+    /// rounds or candidates per round gave a smaller or less certain gain over Optuna).
     pub refine_rounds: usize,
     /// Candidates drawn per refinement round (≥ 1 when refining). Default 12.
     pub refine_candidates: usize,
@@ -113,7 +116,7 @@ pub struct TpeConfig {
 impl Default for TpeConfig {
     fn default() -> Self {
         TpeConfig {
-            refine_rounds: 3,
+            refine_rounds: 5,
             refine_candidates: 12,
             ..TpeConfig::optuna()
         }
@@ -222,11 +225,15 @@ impl TpeConfig {
 /// assert_eq!(p, sampler.ask(&ctx).unwrap(), "same seed and history, same proposal");
 /// ```
 ///
-/// Cost: the sampler keeps the history of the previous ask in its internal form (converted
-/// observations, per-parameter sorted orders) and extends it with the new trials, so a
-/// proposal costs `O(n · d)` simple steps plus the density evaluations; the result is exactly
-/// what a fresh sampler would propose. Concurrent asks on one sampler are safe (one of them
-/// uses the memo, the others build their own).
+/// Cost: between asks the sampler keeps the history in its internal form (converted
+/// observations, per-parameter sorted orders, the best trials) and, for the joint model, the
+/// "above" mixture in a k-d tree that is updated in place: a new trial changes the bandwidths
+/// of its neighbours only. Candidates are scored by exact branch and bound (a candidate
+/// whose bound cannot reach the best ones is not evaluated in full; see `Scored`), so a
+/// proposal costs `O(n)` simple steps plus a few density evaluations that visit only the
+/// kernels near the candidate. The result is bit for bit what a fresh sampler would propose.
+/// Concurrent asks on one sampler are safe (one of them uses the memo, the others build
+/// their own).
 pub struct TpeSampler {
     seed: u64,
     config: TpeConfig,
@@ -320,82 +327,103 @@ impl TpeSampler {
         if n < self.config.n_startup_trials {
             return Ok(startup(dims, self.config.startup, self.seed, ctx, rng));
         }
-        // Scores are "lower is better".
-        let scores: Vec<f64> = match ctx.direction {
-            Direction::Minimize => hist.values.clone(),
-            Direction::Maximize => hist.values.iter().map(|v| -v).collect(),
-        };
-
-        // Split: the gamma(n) best (stable: ties keep trial order) are below.
-        // Selecting by (score, trial order) equals a stable sort by score; O(n).
+        // Split: the gamma(n) best (ties keep trial order) are below, the rest above.
         let n_below = self.config.gamma.below(n);
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        let by_score = |a: &u32, b: &u32| {
-            scores[*a as usize]
-                .total_cmp(&scores[*b as usize])
-                .then(a.cmp(b))
-        };
-        if n_below > 0 && n_below < n {
-            order.select_nth_unstable_by(n_below - 1, by_score);
-        }
-        let mut is_below = vec![false; n];
-        for &i in &order[..n_below] {
-            is_below[i as usize] = true;
-        }
-        let below: Vec<u32> = (0..n as u32).filter(|&i| is_below[i as usize]).collect();
-        let mut above: Vec<u32> = (0..n as u32).filter(|&i| !is_below[i as usize]).collect();
+        let below = hist.best_rows(ctx.direction == Direction::Maximize, n_below);
         let table = &mut hist.table;
         let mut row = vec![0.0; width];
+        let mut n_running = 0;
         if self.config.constant_liar {
             for p in ctx.running {
                 if dims.encode(p, &mut row) {
                     table.data.extend_from_slice(&row);
-                    above.push((table.data.len() / width - 1) as u32);
+                    n_running += 1;
                 }
             }
         }
-        let above_sorted = above_orders(&hist.sorted, &hist.table, &is_below, n, above.len());
-
-        let split = Split {
-            dims,
-            table: &hist.table,
-            below: &below,
-            above: &above,
-            above_sorted: &above_sorted,
-        };
-        let raw = if self.config.multivariate {
-            let cols: Vec<usize> = (0..width).collect();
-            self.propose(&split, &cols, ctx, rng, true, &mut hist.reuse)
-        } else {
-            let mut raw = vec![0.0; width];
-            for col in 0..width {
-                if !matches!(dims.dims[col], Dim::Fixed) {
-                    let one = self.propose(&split, &[col], ctx, rng, false, &mut hist.reuse);
-                    raw[col] = one[col];
-                }
-            }
+        let p = self.config.parzen();
+        let History {
+            table,
+            sorted,
+            reuse,
+            epoch,
+            ..
+        } = hist;
+        let Reuse {
+            mass,
+            scratch,
+            above: tree,
+        } = reuse;
+        // The joint model's above mixture, kept between asks.
+        let mut joint = |rng: &mut R, mass: &mut Vec<Vec<(f64, f64)>>, scratch: &mut Scratch| {
+            let model = Model::new(dims, 0..width);
+            tree.update(&model, table, sorted, *epoch, n, &below, n_running, &p);
+            let raw = self.propose(
+                dims,
+                &model,
+                table,
+                &below,
+                &mut Above::Kept(tree),
+                ctx,
+                rng,
+                true,
+                mass,
+                scratch,
+            );
+            tree.undo_running(table, &p);
             raw
         };
-        let mut params = dims.decode(&raw);
-        if !self.config.multivariate && ctx.running.contains(&params) {
+        if self.config.multivariate {
+            return Ok(dims.decode(&joint(rng, mass, scratch)));
+        }
+        let mut is_below = vec![false; n];
+        for &r in &below {
+            is_below[r as usize] = true;
+        }
+        // The above rows in trial order: completed ones not below, then the running ones.
+        let above: Vec<u32> = (0..n as u32)
+            .filter(|&r| !is_below[r as usize])
+            .chain(n as u32..(n + n_running) as u32)
+            .collect();
+        let above_sorted = above_orders(sorted, table, &is_below, n, above.len());
+        let mut raw = vec![0.0; width];
+        for col in 0..width {
+            if matches!(dims.dims[col], Dim::Fixed) {
+                continue;
+            }
+            let model = Model::new(dims, [col]);
+            let g = Estimator::fit(
+                &model,
+                table,
+                &above,
+                &p,
+                scratch,
+                Some(&above_sorted),
+                Some(&mut mass[..]),
+            );
+            let one = self.propose(
+                dims,
+                &model,
+                table,
+                &below,
+                &mut Above::Fitted(&g),
+                ctx,
+                rng,
+                false,
+                mass,
+                scratch,
+            );
+            g.recycle(scratch);
+            raw[col] = one[col];
+        }
+        let params = dims.decode(&raw);
+        if ctx.running.contains(&params) {
             // The per-parameter winners together equal a running trial: propose this one
             // from the joint model, which skips candidates equal to running trials.
-            let cols: Vec<usize> = (0..width).collect();
-            params = dims.decode(&self.propose(&split, &cols, ctx, rng, true, &mut hist.reuse));
+            return Ok(dims.decode(&joint(rng, mass, scratch)));
         }
         Ok(params)
     }
-}
-
-/// The observations split into below and above rows of one table.
-struct Split<'a, 'd> {
-    dims: &'a Dims<'d>,
-    table: &'a Table,
-    below: &'a [u32],
-    above: &'a [u32],
-    /// Per column, the positions in `above` sorted by `(value, position)` (see
-    /// [`crate::parzen::sort_positions`]); empty for columns that are not numeric.
-    above_sorted: &'a [Vec<u32>],
 }
 
 /// The sorted orders of the above group (completed rows not in `is_below`, then the running
@@ -463,59 +491,78 @@ fn above_orders(
         .collect()
 }
 
+/// The above density of a proposal.
+enum Above<'a, 'd> {
+    /// Fitted for this proposal.
+    Fitted(&'a Estimator<'d>),
+    /// The joint model's mixture kept between asks: candidates that cannot reach the top are
+    /// recognised from a bound and not evaluated in full (see [`Scored`]).
+    Kept(&'a mut AboveMixture),
+}
+
 impl TpeSampler {
-    /// Proposes raw values for `cols` (a full-width row; other columns are 0).
+    /// Proposes raw values for the columns of `model` (a full-width row; other columns are
+    /// 0): the below mixture is fitted to `below`, `g` gives the above log-density.
+    #[allow(clippy::too_many_arguments)]
     fn propose<R: Rng>(
         &self,
-        split: &Split<'_, '_>,
-        cols: &[usize],
+        dims: &Dims<'_>,
+        model: &Model<'_>,
+        table: &Table,
+        below: &[u32],
+        g: &mut Above<'_, '_>,
         ctx: &AskContext<'_>,
         rng: &mut R,
         avoid_running: bool,
-        reuse: &mut Reuse,
+        mass: &mut [Vec<(f64, f64)>],
+        scratch: &mut Scratch,
     ) -> Vec<f64> {
-        let Reuse { mass, scratch } = reuse;
-        let model = Model::new(split.dims, cols.iter().copied());
-        let width = split.dims.len();
         if model.is_empty() {
-            return vec![0.0; width];
+            return vec![0.0; dims.len()];
         }
         let p = self.config.parzen();
-        let l = Estimator::fit(
-            &model,
-            split.table,
-            split.below,
-            &p,
-            scratch,
-            None,
-            Some(&mut mass[..]),
-        );
-        let g = Estimator::fit(
-            &model,
-            split.table,
-            split.above,
-            &p,
-            scratch,
-            Some(split.above_sorted),
-            Some(&mut mass[..]),
-        );
-
+        let l = Estimator::fit(model, table, below, &p, scratch, None, Some(mass));
         let c = self.config.n_ei_candidates;
         let mut cands = Cands::default();
+        // Only the best `keep` candidates need exact values: the refinement centres and the
+        // proposal.
+        let keep = if self.config.refine_rounds > 0 {
+            REFINE_CENTRES
+        } else {
+            1
+        };
+        let mut best = Scored::new(keep, dims.len());
+        // The many draws of the candidates come from a fast generator seeded from the trial's
+        // stream (still a pure function of the seed and the trial number).
+        let mut draws = Xoshiro256PlusPlus::from_seed(rng.gen());
+        let rng = &mut draws;
         l.sample(rng, c, &mut cands);
-        let mut best = Scored::default();
-        best.score_batch(&l, &g, &cands, scratch);
+        best.score(&l, g, table, &cands, scratch);
         for round in 0..self.config.refine_rounds {
             let shrink = 0.5f64.powi(round as i32 + 1);
             let top = best.top(REFINE_CENTRES);
             let local = l.localised(&top, shrink);
+            if round + 1 == self.config.refine_rounds {
+                // After the last round only the best candidate matters.
+                best.keep = 1;
+            }
             local.sample(rng, self.config.refine_candidates, &mut cands);
-            best.score_batch(&l, &g, &cands, scratch);
+            best.score(&l, g, table, &cands, scratch);
         }
-        let picked =
-            best.pick(|row| !avoid_running || !ctx.running.contains(&split.dims.decode(row)));
+        let ok = |row: &[f64]| {
+            !avoid_running || ctx.running.is_empty() || !ctx.running.contains(&dims.decode(row))
+        };
+        if !best.settled(ok) {
+            // Every exact candidate that could win is taken by a running trial: evaluate the
+            // bounded ones exactly.
+            let rows = best.bounded_rows();
+            let cands = Cands::from_rows(&l, &rows);
+            let mut exact = Scored::new(usize::MAX, dims.len());
+            exact.score(&l, g, table, &cands, scratch);
+            best.replace_bounded(&exact.acq);
+        }
+        let picked = best.pick(ok);
         l.recycle(scratch);
-        g.recycle(scratch);
         picked
     }
 }
@@ -524,56 +571,210 @@ impl TpeSampler {
 const REFINE_CENTRES: usize = 4;
 
 /// Candidates seen so far with their acquisition `ln l − ln g`.
-#[derive(Default)]
+///
+/// Exact branch and bound: `ln g(x)` is at least the prior kernel's term, so `ln l(x)` minus
+/// that term bounds the acquisition from above. A candidate whose bound is below the
+/// `keep`-th best exact acquisition so far can be neither a refinement centre nor the
+/// proposal; it keeps its bound instead of an exact value. The top `keep` and the proposal
+/// are therefore the ones a full evaluation gives.
 struct Scored {
-    rows: Vec<Vec<f64>>,
+    keep: usize,
+    /// Raw rows of the candidates, `width` values each.
+    width: usize,
+    rows: Vec<f64>,
     acq: Vec<f64>,
+    /// Whether `acq` is exact (else an upper bound).
+    exact: Vec<bool>,
+    /// The best `keep` exact candidates, best first.
+    top: Vec<usize>,
 }
 
 impl Scored {
-    fn score_batch(
-        &mut self,
-        l: &Estimator<'_>,
-        g: &Estimator<'_>,
-        cands: &Cands,
-        s: &mut Scratch,
-    ) {
-        let mut ll = vec![0.0; cands.n];
-        let mut lg = vec![0.0; cands.n];
-        l.log_pdf(cands, &mut ll, s);
-        g.log_pdf(cands, &mut lg, s);
-        for i in 0..cands.n {
-            let a = ll[i] - lg[i];
-            self.rows.push(cands.row(i).to_vec());
-            self.acq
-                .push(if a.is_nan() { f64::NEG_INFINITY } else { a });
+    fn new(keep: usize, width: usize) -> Self {
+        Scored {
+            keep,
+            width,
+            rows: Vec::new(),
+            acq: Vec::new(),
+            exact: Vec::new(),
+            top: Vec::new(),
         }
     }
 
-    /// The `k` best rows.
+    /// Scores a batch of candidates.
+    fn score(
+        &mut self,
+        l: &Estimator<'_>,
+        g: &mut Above<'_, '_>,
+        table: &Table,
+        cands: &Cands,
+        s: &mut Scratch,
+    ) {
+        match g {
+            Above::Fitted(g) => {
+                let mut ll = vec![0.0; cands.n];
+                let mut lg = vec![0.0; cands.n];
+                l.log_pdf(cands, &mut ll, s);
+                g.log_pdf(cands, &mut lg, s);
+                for (i, (&ll, &lg)) in ll.iter().zip(&lg).enumerate() {
+                    self.push(cands.row(i), ll - lg, true);
+                }
+            }
+            Above::Kept(g) => {
+                // ln g ≥ the prior kernel's term, so `ln l − prior term` bounds the
+                // acquisition. Candidates are evaluated in descending order of that bound,
+                // so the threshold rises as fast as it can; once a bound falls below it,
+                // so do all the rest.
+                let mut ll = vec![0.0; cands.n];
+                l.log_pdf(cands, &mut ll, s);
+                let prior: Vec<f64> = (0..cands.n).map(|i| g.prior_term(cands, i)).collect();
+                let mut value: Vec<(f64, bool)> =
+                    (0..cands.n).map(|i| (ll[i] - prior[i], false)).collect();
+                let mut order: Vec<usize> = (0..cands.n).collect();
+                order.sort_by(|&a, &b| value[b].0.total_cmp(&value[a].0).then(a.cmp(&b)));
+                let mut top: Vec<f64> = self.top.iter().map(|&i| self.acq[i]).collect();
+                for i in order {
+                    let threshold = if top.len() >= self.keep {
+                        top[self.keep - 1]
+                    } else {
+                        f64::NEG_INFINITY
+                    };
+                    if value[i].0 < threshold {
+                        break;
+                    }
+                    // Stop as soon as one term puts the acquisition below the threshold.
+                    value[i] = match g.log_pdf_at(table, cands, i, prior[i], ll[i] - threshold) {
+                        Ok(lg) => {
+                            let a = ll[i] - lg;
+                            let a = if a.is_nan() { f64::NEG_INFINITY } else { a };
+                            insert_top(&mut top, a, self.keep);
+                            (a, true)
+                        }
+                        Err(term) => (ll[i] - term, false),
+                    };
+                }
+                for (i, (a, exact)) in value.into_iter().enumerate() {
+                    self.push(cands.row(i), a, exact);
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, row: &[f64], a: f64, exact: bool) {
+        let a = if a.is_nan() { f64::NEG_INFINITY } else { a };
+        self.rows.extend_from_slice(row);
+        self.acq.push(a);
+        self.exact.push(exact);
+        if exact {
+            let i = self.acq.len() - 1;
+            let at = self.top.partition_point(|&b| self.before(b, i));
+            if at < self.keep {
+                self.top.insert(at, i);
+                self.top.truncate(self.keep);
+            }
+        }
+    }
+
+    fn row(&self, i: usize) -> &[f64] {
+        &self.rows[i * self.width..(i + 1) * self.width]
+    }
+
+    /// Whether candidate `a` ranks before `b`: higher acquisition, then earlier.
+    fn before(&self, a: usize, b: usize) -> bool {
+        self.acq[b].total_cmp(&self.acq[a]).then(a.cmp(&b)).is_lt()
+    }
+
+    /// The indices of the `k` best candidates, best first.
+    fn best(&self, k: usize) -> Vec<usize> {
+        let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+        for i in 0..self.acq.len() {
+            let at = best.partition_point(|&b| self.before(b, i));
+            if at < k {
+                best.insert(at, i);
+                best.truncate(k);
+            }
+        }
+        best
+    }
+
+    /// The `k ≤ keep` best rows (all exact: a bounded candidate ranks below them).
     fn top(&self, k: usize) -> Vec<&[f64]> {
+        self.top.iter().take(k).map(|&i| self.row(i)).collect()
+    }
+
+    /// All candidates, best first.
+    fn ranked(&self) -> Vec<usize> {
+        self.best(self.acq.len())
+    }
+
+    /// The first candidate in rank order accepted by `ok` among those `admit`ted.
+    fn first(&self, admit: impl Fn(usize) -> bool, ok: impl Fn(&[f64]) -> bool) -> Option<usize> {
+        // Usually the best one is accepted: rank everything only when it is not.
+        let best = (0..self.acq.len()).filter(|&i| admit(i)).reduce(|a, b| {
+            if self.before(b, a) {
+                b
+            } else {
+                a
+            }
+        })?;
+        if ok(self.row(best)) {
+            return Some(best);
+        }
         self.ranked()
             .into_iter()
-            .take(k)
-            .map(|i| self.rows[i].as_slice())
+            .find(|&i| admit(i) && ok(self.row(i)))
+    }
+
+    /// Whether the best exact row accepted by `ok` beats every bounded row, so that
+    /// [`Scored::pick`] gives what a full evaluation would.
+    fn settled(&self, ok: impl Fn(&[f64]) -> bool) -> bool {
+        if self.exact.iter().all(|&e| e) {
+            return true;
+        }
+        let bounded = (0..self.acq.len())
+            .filter(|&i| !self.exact[i])
+            .map(|i| self.acq[i])
+            .fold(f64::NEG_INFINITY, f64::max);
+        self.first(|i| self.exact[i], ok)
+            .is_some_and(|i| self.acq[i] > bounded)
+    }
+
+    /// The rows with a bound instead of an exact value.
+    fn bounded_rows(&self) -> Vec<Vec<f64>> {
+        (0..self.acq.len())
+            .filter(|&i| !self.exact[i])
+            .map(|i| self.row(i).to_vec())
             .collect()
     }
 
-    fn ranked(&self) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..self.acq.len()).collect();
-        // A total order (ties by index), so an unstable sort gives the stable result.
-        idx.sort_unstable_by(|&a, &b| self.acq[b].total_cmp(&self.acq[a]).then(a.cmp(&b)));
-        idx
+    /// Replaces the bounds, in order, by exact values.
+    fn replace_bounded(&mut self, exact: &[f64]) {
+        let mut values = exact.iter();
+        for (a, e) in self.acq.iter_mut().zip(&mut self.exact) {
+            if !*e {
+                if let Some(&v) = values.next() {
+                    *a = v;
+                }
+                *e = true;
+            }
+        }
     }
 
     /// The best row (first on ties) accepted by `ok`, else the best row.
     fn pick(&self, ok: impl Fn(&[f64]) -> bool) -> Vec<f64> {
-        let idx = self.ranked();
-        idx.iter()
-            .find(|&&i| ok(&self.rows[i]))
-            .or(idx.first())
-            .map(|&i| self.rows[i].clone())
+        self.first(|_| true, ok)
+            .or_else(|| self.first(|_| true, |_| true))
+            .map(|i| self.row(i).to_vec())
             .unwrap_or_default()
+    }
+}
+
+/// Inserts `a` into the descending list `top` of at most `keep` values.
+fn insert_top(top: &mut Vec<f64>, a: f64, keep: usize) {
+    let at = top.partition_point(|&x| x >= a);
+    if at < keep {
+        top.insert(at, a);
+        top.truncate(keep);
     }
 }
 

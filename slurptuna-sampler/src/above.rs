@@ -1,0 +1,1290 @@
+//! The "above" (bad-trial) mixture of multivariate TPE, kept between asks and updated in place.
+//!
+//! From one ask to the next the above group changes by a few rows (the new trial, a row leaving
+//! or entering the below group, the rows of running trials), so instead of refitting the whole
+//! mixture per ask this structure keeps, per numeric dimension, the members in sorted order,
+//! every kernel's bandwidth and log truncation mass, and the kernels themselves in the leaves of
+//! a k-d tree over their continuous means. Inserting or removing a row recomputes the
+//! bandwidths of its neighbours only, and the bounds of the leaves it touched and of their
+//! ancestors. Optuna ramps the mixture weights along the trial order, so they change with
+//! every trial: a kernel's weight is computed only when its term is needed, and the bounds
+//! use the largest weight. The log-density visits only the tree nodes whose best possible
+//! term is not negligible.
+//!
+//! The result does not depend on the tree's shape or on what was asked before: a kernel takes
+//! part exactly when its term is within [`NEGLIGIBLE`] of the largest, each term is computed by
+//! the same operations in the same order whatever leaf holds it, and the terms are summed in
+//! exact fixed-point arithmetic, which is order-independent. A sampler with a fresh memo
+//! proposes bit for bit what a long-lived one does.
+
+use std::f64::consts::FRAC_1_SQRT_2;
+
+use crate::dims::NumDim;
+use crate::math::{log_gauss_mass, LN_SQRT_2PI};
+use crate::parzen::{
+    central_log_mass, observation_weights, Cands, Model, ParzenParams, Table, NEGLIGIBLE,
+};
+
+/// Kernels per leaf at most; a full leaf splits in two.
+const LEAF: usize = 32;
+/// Kernels per leaf when the tree is built in one go.
+const LEAF_BUILD: usize = 16;
+/// No row / no leaf.
+const NONE: u32 = u32::MAX;
+
+/// A node of the k-d tree.
+#[derive(Clone, Copy, Debug)]
+enum Node {
+    /// Rows ordered before `(value in cont dim, row)` go left.
+    Inner {
+        dim: u32,
+        value: f64,
+        row: u32,
+        left: u32,
+        right: u32,
+    },
+    Leaf(u32),
+}
+
+/// The kernels of one leaf: continuous means and scales `[j * LEAF + i]`, shapes (see
+/// `AboveMixture::shape`; `−∞` in free slots).
+#[derive(Clone, Debug)]
+struct Leaf {
+    rows: Vec<u32>,
+    mu: Vec<f64>,
+    scale: Vec<f64>,
+    shape: Vec<f64>,
+    /// Whether the bounds need recomputing (the leaf is then listed in
+    /// `AboveMixture::stale`).
+    dirty: bool,
+    /// Its node.
+    node: u32,
+}
+
+impl Leaf {
+    fn new(nc: usize, node: u32) -> Self {
+        Leaf {
+            rows: Vec::with_capacity(LEAF),
+            mu: vec![0.0; nc * LEAF],
+            scale: vec![0.0; nc * LEAF],
+            shape: vec![f64::NEG_INFINITY; LEAF],
+            dirty: false,
+            node,
+        }
+    }
+}
+
+/// The prior kernel's constants.
+#[derive(Clone, Debug, Default)]
+struct Prior {
+    /// Per numeric dimension (continuous, then discrete): mean and `1/σ`.
+    mu: Vec<f64>,
+    inv: Vec<f64>,
+    /// Per numeric dimension: log truncation mass.
+    lmass: Vec<f64>,
+    /// `−Σ_cont (ln σ + ln mass) − n_cont · ln √(2π)`.
+    shape: f64,
+    /// `shape` plus the prior's log weight in this ask.
+    base: f64,
+}
+
+/// The above mixture of one model (see the module documentation).
+#[derive(Debug, Default)]
+pub(crate) struct AboveMixture {
+    /// What the state was built for: the history epoch, model columns and options.
+    epoch: u64,
+    cols: Vec<usize>,
+    params: Option<ParzenParams>,
+    cont: Vec<(usize, NumDim)>,
+    disc: Vec<(usize, NumDim)>,
+    cat: Vec<(usize, usize)>,
+    /// Completed rows covered, and the below rows (sorted) the membership reflects.
+    n_done: usize,
+    below: Vec<u32>,
+    /// Running rows currently members (`n_done..n_done + n_running`).
+    n_running: usize,
+    /// Per row: member of the mixture.
+    member: Vec<bool>,
+    m: usize,
+    /// `min_sigma` the bandwidths were computed with.
+    clip: f64,
+    /// Per numeric dimension (continuous, then discrete): members in `(value, row)` order.
+    sorted: Vec<Vec<u32>>,
+    /// Per numeric dimension and row: bandwidth and log truncation mass, and the value the
+    /// mass was computed at (kept across rebuilds of the same model: a row whose value and
+    /// bandwidth did not change keeps its mass).
+    sigma: Vec<Vec<f64>>,
+    lmass: Vec<Vec<f64>>,
+    mu_at: Vec<Vec<f64>>,
+    /// Per continuous dimension and row: the value (split key of the tree).
+    vals: Vec<Vec<f64>>,
+    /// Per row: `−Σ_cont (ln σ + ln mass) − n_cont · ln √(2π)`.
+    shape: Vec<f64>,
+    /// Per row: its leaf and slot.
+    leaf_of: Vec<u32>,
+    /// Rows whose bandwidths changed since their shape was computed.
+    changed: Vec<u32>,
+    is_changed: Vec<bool>,
+    nodes: Vec<Node>,
+    /// Per node: its parent (`NONE` for the root).
+    parent: Vec<u32>,
+    /// Leaves whose bounds need recomputing, and per node a scratch mark.
+    stale: Vec<u32>,
+    marked: Vec<bool>,
+    /// Per node, `3 · n_cont` values: the box of the continuous means (lowest, then
+    /// highest) and the smallest scale per continuous dimension; per node the largest shape.
+    bounds: Vec<f64>,
+    bmax: Vec<f64>,
+    leaves: Vec<Leaf>,
+    prior: Prior,
+    /// Per categorical dimension: `ln` of the hit, miss and prior probabilities.
+    cat_ln: Vec<(f64, f64, f64)>,
+    /// Mixture weights by position in trial order (before normalisation), their
+    /// normaliser, and the log of the largest normalised weight.
+    lnw: Vec<f64>,
+    total: f64,
+    ln_wmax: f64,
+    /// Scratch: traversal stack, terms, candidate.
+    stack: Vec<u32>,
+    terms: Vec<f64>,
+    z: Vec<f64>,
+}
+
+/// `a` if less than `b`, else `b` (plain compare: values are never NaN).
+#[inline]
+fn min(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// `a` if greater than `b`, else `b` (plain compare: values are never NaN).
+#[inline]
+fn max(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+impl AboveMixture {
+    /// Brings the mixture to the members `{completed rows 0..n_done not in below} ∪ {rows
+    /// n_done..n_done + n_running}` of `table` and refreshes it for an ask. `below` is sorted;
+    /// `sorted[col]` lists the completed rows of each numeric column in `(value, row)` order;
+    /// `epoch` changes whenever completed rows were dropped or changed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn update(
+        &mut self,
+        model: &Model<'_>,
+        table: &Table,
+        sorted: &[Vec<u32>],
+        epoch: u64,
+        n_done: usize,
+        below: &[u32],
+        n_running: usize,
+        p: &ParzenParams,
+    ) {
+        let cols: Vec<usize> = model
+            .cont
+            .iter()
+            .map(|c| c.0)
+            .chain(model.disc.iter().map(|c| c.0))
+            .chain(model.cat.iter().map(|c| c.0))
+            .collect();
+        let m_final = n_done - below.len() + n_running;
+        let same = epoch == self.epoch
+            && self.params.as_ref() == Some(p)
+            && cols == self.cols
+            && n_done >= self.n_done
+            && self.n_running == 0;
+        // Membership changes, cheaper than a rebuild when few.
+        let gone: Vec<u32> = below
+            .iter()
+            .copied()
+            .filter(|&r| (r as usize) < self.n_done && self.member[r as usize])
+            .collect();
+        let back: Vec<u32> = self
+            .below
+            .iter()
+            .copied()
+            .filter(|r| below.binary_search(r).is_err())
+            .collect();
+        let fresh = n_done.saturating_sub(self.n_done) + n_running;
+        let ops = gone.len() + back.len() + fresh;
+        if !same || ops > 16 + m_final / 8 {
+            self.build(
+                model, table, sorted, epoch, n_done, below, n_running, p, cols,
+            );
+        } else {
+            self.grow(table.data.len() / table.width.max(1));
+            let clip = self.min_sigma_for(m_final, p);
+            let clip_changed = self.clip != clip;
+            self.clip = clip;
+            for r in gone {
+                self.remove(table, r, p);
+            }
+            for r in back {
+                self.insert(table, r, p);
+            }
+            for r in self.n_done..n_done + n_running {
+                if r >= n_done || below.binary_search(&(r as u32)).is_err() {
+                    self.insert(table, r as u32, p);
+                }
+            }
+            self.n_done = n_done;
+            self.n_running = n_running;
+            self.below.clear();
+            self.below.extend_from_slice(below);
+            if clip_changed {
+                self.all_sigmas(table, p);
+            }
+            self.finish_changes();
+        }
+        self.refresh(p);
+    }
+
+    /// Removes the running rows (still present in `table`) added by the last update.
+    pub(crate) fn undo_running(&mut self, table: &Table, p: &ParzenParams) {
+        if self.n_running == 0 {
+            return;
+        }
+        let m_final = self.m - self.n_running;
+        let clip = self.min_sigma_for(m_final, p);
+        let clip_changed = self.clip != clip;
+        self.clip = clip;
+        for r in (self.n_done..self.n_done + self.n_running).rev() {
+            if self.member.get(r).copied().unwrap_or(false) {
+                self.remove(table, r as u32, p);
+            }
+        }
+        self.n_running = 0;
+        if clip_changed {
+            self.all_sigmas(table, p);
+        }
+        self.finish_changes();
+    }
+
+    /// The magic clip for `m` kernels, as the divisor of each dimension's range.
+    fn min_sigma_for(&self, m: usize, p: &ParzenParams) -> f64 {
+        if p.consider_magic_clip {
+            (m as f64 + 2.0).min(100.0)
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    fn n_num(&self) -> usize {
+        self.cont.len() + self.disc.len()
+    }
+
+    fn num_dim(&self, j: usize) -> (usize, &NumDim) {
+        if j < self.cont.len() {
+            (self.cont[j].0, &self.cont[j].1)
+        } else {
+            let (c, ref d) = self.disc[j - self.cont.len()];
+            (c, d)
+        }
+    }
+
+    /// Room for `rows` table rows in the per-row arrays.
+    fn grow(&mut self, rows: usize) {
+        if self.member.len() < rows {
+            self.member.resize(rows, false);
+            self.shape.resize(rows, 0.0);
+            self.leaf_of.resize(rows, NONE);
+            self.is_changed.resize(rows, false);
+            for v in self.sigma.iter_mut().chain(&mut self.mu_at) {
+                v.resize(rows, f64::NAN);
+            }
+            for v in self.lmass.iter_mut().chain(&mut self.vals) {
+                v.resize(rows, 0.0);
+            }
+        }
+    }
+
+    /// Rebuilds everything for the given members.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &mut self,
+        model: &Model<'_>,
+        table: &Table,
+        sorted: &[Vec<u32>],
+        epoch: u64,
+        n_done: usize,
+        below: &[u32],
+        n_running: usize,
+        p: &ParzenParams,
+        cols: Vec<usize>,
+    ) {
+        self.epoch = epoch;
+        self.params = Some(*p);
+        self.cols = cols;
+        let cont: Vec<(usize, NumDim)> = model.cont.iter().map(|&(c, d)| (c, d.clone())).collect();
+        let disc: Vec<(usize, NumDim)> = model.disc.iter().map(|&(c, d)| (c, d.clone())).collect();
+        let same_dims = cont == self.cont && disc == self.disc;
+        self.cont = cont;
+        self.disc = disc;
+        self.cat = model.cat.clone();
+        self.n_done = n_done;
+        self.n_running = n_running;
+        self.below.clear();
+        self.below.extend_from_slice(below);
+        let rows = n_done + n_running;
+        let nn = self.n_num();
+        self.member.clear();
+        self.member.resize(rows, true);
+        for &r in below {
+            self.member[r as usize] = false;
+        }
+        self.m = rows - below.len();
+        self.shape.clear();
+        self.shape.resize(rows, 0.0);
+        self.leaf_of.clear();
+        self.leaf_of.resize(rows, NONE);
+        self.is_changed.clear();
+        self.is_changed.resize(rows, false);
+        self.changed.clear();
+        if !same_dims {
+            self.sigma.clear();
+            self.lmass.clear();
+            self.mu_at.clear();
+        }
+        self.sigma.resize(nn, Vec::new());
+        self.lmass.resize(nn, Vec::new());
+        self.mu_at.resize(nn, Vec::new());
+        self.sorted.resize(nn, Vec::new());
+        self.vals.resize(self.cont.len(), Vec::new());
+        for (j, v) in self.vals.iter_mut().enumerate() {
+            let col = self.cont[j].0;
+            v.clear();
+            v.extend((0..rows).map(|r| table.get(r, col)));
+        }
+        for j in 0..nn {
+            self.sigma[j].resize(rows, f64::NAN);
+            self.lmass[j].resize(rows, 0.0);
+            self.mu_at[j].resize(rows, f64::NAN);
+            let col = self.num_dim(j).0;
+            let mut order = std::mem::take(&mut self.sorted[j]);
+            order.clear();
+            let member = &self.member;
+            match sorted.get(col).filter(|o| o.len() == n_done) {
+                Some(all) => order.extend(all.iter().copied().filter(|&r| member[r as usize])),
+                None => {
+                    order.extend((0..n_done as u32).filter(|&r| member[r as usize]));
+                    order.sort_unstable_by(|&a, &b| key_cmp(table, col, a, b));
+                }
+            }
+            if n_running > 0 {
+                // Running rows after the completed ones, merged by (value, row).
+                order.extend(n_done as u32..rows as u32);
+                order.sort_by(|&a, &b| key_cmp(table, col, a, b));
+            }
+            self.sorted[j] = order;
+        }
+        self.clip = self.min_sigma_for(self.m, p);
+        self.all_sigmas(table, p);
+        // Every member's shape, then the tree.
+        let members: Vec<u32> = (0..rows as u32)
+            .filter(|&r| self.member[r as usize])
+            .collect();
+        for &r in &members {
+            self.shape[r as usize] = self.shape_of(r as usize);
+            self.is_changed[r as usize] = false;
+        }
+        self.changed.clear();
+        self.build_tree(table, members);
+        // The prior kernel.
+        let mut prior = Prior::default();
+        let mut prod = 1.0;
+        let mut lsum = 0.0;
+        for j in 0..nn {
+            let (_, d) = self.num_dim(j);
+            let (mu, sigma) = (0.5 * (d.lo + d.hi), d.hi - d.lo);
+            let inv = 1.0 / sigma;
+            let lm = central_log_mass((d.lo - mu) * inv, (d.hi - mu) * inv);
+            prior.mu.push(mu);
+            prior.inv.push(inv);
+            prior.lmass.push(lm);
+            if j < self.cont.len() {
+                prod *= sigma;
+                lsum += lm;
+            }
+        }
+        prior.shape = -(prod.ln() + lsum) - LN_SQRT_2PI * self.cont.len() as f64;
+        self.prior = prior;
+    }
+
+    /// Recomputes every member's bandwidths (the clip changed, or a rebuild).
+    fn all_sigmas(&mut self, table: &Table, p: &ParzenParams) {
+        for j in 0..self.n_num() {
+            let order = std::mem::take(&mut self.sorted[j]);
+            for q in 0..order.len() {
+                self.set_sigma(table, &order, j, q, p);
+            }
+            self.sorted[j] = order;
+        }
+    }
+
+    /// Recomputes the bandwidth of the kernel at sorted position `q` of dimension `j`.
+    fn set_sigma(&mut self, table: &Table, order: &[u32], j: usize, q: usize, p: &ParzenParams) {
+        let (col, dim) = self.num_dim(j);
+        let (lo, hi) = (dim.lo, dim.hi);
+        let m = order.len();
+        let at = |i: usize| table.get(order[i] as usize, col);
+        let range = hi - lo;
+        let min_sigma = if p.consider_magic_clip {
+            range / self.clip
+        } else {
+            1e-12
+        };
+        let clip = |sigma: f64| {
+            let s = if sigma > min_sigma { sigma } else { min_sigma };
+            if s < range {
+                s
+            } else {
+                range
+            }
+        };
+        let ends = !p.consider_endpoints;
+        let x = at(q);
+        let raw = if m == 1 {
+            max(x - lo, hi - x)
+        } else if q == 0 {
+            let x1 = at(1);
+            if ends {
+                x1 - x
+            } else {
+                max(x - lo, x1 - x)
+            }
+        } else if q == m - 1 {
+            let prev = at(q - 1);
+            if ends {
+                x - prev
+            } else {
+                max(x - prev, hi - x)
+            }
+        } else {
+            max(x - at(q - 1), at(q + 1) - x)
+        };
+        let sigma = clip(raw);
+        let r = order[q] as usize;
+        if self.sigma[j][r] != sigma || self.mu_at[j][r] != x {
+            self.sigma[j][r] = sigma;
+            self.mu_at[j][r] = x;
+            let inv = 1.0 / sigma;
+            self.lmass[j][r] = central_log_mass((lo - x) * inv, (hi - x) * inv);
+            self.mark(r);
+        }
+    }
+
+    fn mark(&mut self, r: usize) {
+        if !self.is_changed[r] {
+            self.is_changed[r] = true;
+            self.changed.push(r as u32);
+        }
+    }
+
+    /// `−Σ_cont (ln σ + ln mass) − n_cont · ln √(2π)` of row `r`: the same operations in the
+    /// same order for every row, however its bandwidths were reached.
+    fn shape_of(&self, r: usize) -> f64 {
+        let nc = self.cont.len();
+        let mut prod = 1.0;
+        let mut logs = 0.0;
+        let mut lsum = 0.0;
+        for j in 0..nc {
+            let next = prod * self.sigma[j][r];
+            if (1e-150..1e150).contains(&next) {
+                prod = next;
+            } else {
+                logs += next.ln();
+                prod = 1.0;
+            }
+            lsum += self.lmass[j][r];
+        }
+        -(logs + prod.ln() + lsum) - LN_SQRT_2PI * nc as f64
+    }
+
+    /// Recomputes the shapes and leaf scales of the rows whose bandwidths changed.
+    fn finish_changes(&mut self) {
+        let changed = std::mem::take(&mut self.changed);
+        for &r in &changed {
+            let r = r as usize;
+            self.is_changed[r] = false;
+            if !self.member[r] {
+                continue;
+            }
+            self.shape[r] = self.shape_of(r);
+            let at = self.leaf_of[r];
+            if at == NONE {
+                continue;
+            }
+            let (leaf, slot) = ((at >> 8) as usize, (at & 0xff) as usize);
+            let l = &mut self.leaves[leaf];
+            for j in 0..self.cont.len() {
+                l.scale[j * LEAF + slot] = FRAC_1_SQRT_2 * (1.0 / self.sigma[j][r]);
+            }
+            l.shape[slot] = self.shape[r];
+            self.touch(leaf);
+        }
+        self.changed = changed;
+        self.changed.clear();
+    }
+
+    /// Adds row `r` (bandwidths with clip divisor `clip`).
+    fn insert(&mut self, table: &Table, r: u32, p: &ParzenParams) {
+        let ri = r as usize;
+        self.member[ri] = true;
+        self.m += 1;
+        for (v, &(col, _)) in self.vals.iter_mut().zip(&self.cont) {
+            v[ri] = table.get(ri, col);
+        }
+        for j in 0..self.n_num() {
+            let col = self.num_dim(j).0;
+            let mut order = std::mem::take(&mut self.sorted[j]);
+            let q = order.partition_point(|&x| key_cmp(table, col, x, r).is_lt());
+            order.insert(q, r);
+            self.sigma[j][ri] = f64::NAN;
+            for k in q.saturating_sub(1)..(q + 2).min(order.len()) {
+                self.set_sigma(table, &order, j, k, p);
+            }
+            self.sorted[j] = order;
+        }
+        self.mark(ri);
+        self.tree_insert(table, r);
+    }
+
+    /// Removes row `r`.
+    fn remove(&mut self, table: &Table, r: u32, p: &ParzenParams) {
+        let ri = r as usize;
+        self.tree_remove(r);
+        self.member[ri] = false;
+        self.m -= 1;
+        for j in 0..self.n_num() {
+            let col = self.num_dim(j).0;
+            let mut order = std::mem::take(&mut self.sorted[j]);
+            let q = order.partition_point(|&x| key_cmp(table, col, x, r).is_lt());
+            if order.get(q) == Some(&r) {
+                order.remove(q);
+            }
+            for k in q.saturating_sub(1)..(q + 1).min(order.len()) {
+                self.set_sigma(table, &order, j, k, p);
+            }
+            self.sorted[j] = order;
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The tree
+
+    /// The split key of row `r` along continuous dimension `j` (0 when there is none).
+    fn key(&self, j: usize, r: u32) -> f64 {
+        self.vals.get(j).map_or(0.0, |v| v[r as usize])
+    }
+
+    fn build_tree(&mut self, table: &Table, mut rows: Vec<u32>) {
+        self.nodes.clear();
+        self.leaves.clear();
+        self.parent.clear();
+        self.stale.clear();
+        self.bounds.clear();
+        self.bmax.clear();
+        self.build_node(table, &mut rows, NONE);
+    }
+
+    /// Appends the subtree over `rows`; returns its node index.
+    fn build_node(&mut self, table: &Table, rows: &mut [u32], parent: u32) -> u32 {
+        let at = self.nodes.len() as u32;
+        self.parent.push(parent);
+        if rows.len() <= LEAF_BUILD {
+            let leaf = self.leaves.len() as u32;
+            self.nodes.push(Node::Leaf(leaf));
+            self.leaves.push(Leaf::new(self.cont.len(), at));
+            for &r in rows.iter() {
+                self.leaf_push(table, leaf as usize, r);
+            }
+            return at;
+        }
+        let j = self.widest(rows);
+        let mid = rows.len() / 2;
+        rows.select_nth_unstable_by(mid, |&a, &b| {
+            let (ka, kb) = (self.key(j, a), self.key(j, b));
+            ka.total_cmp(&kb).then(a.cmp(&b))
+        });
+        let (value, row) = (self.key(j, rows[mid]), rows[mid]);
+        self.nodes.push(Node::Leaf(NONE));
+        let (l, r) = rows.split_at_mut(mid);
+        let left = self.build_node(table, l, at);
+        let right = self.build_node(table, r, at);
+        self.nodes[at as usize] = Node::Inner {
+            dim: j as u32,
+            value,
+            row,
+            left,
+            right,
+        };
+        at
+    }
+
+    /// The continuous dimension along which `rows` spread most (relative to its range).
+    fn widest(&self, rows: &[u32]) -> usize {
+        let mut best = (0, f64::NEG_INFINITY);
+        for (j, ((_, d), v)) in self.cont.iter().zip(&self.vals).enumerate() {
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for &r in rows {
+                let x = v[r as usize];
+                lo = min(lo, x);
+                hi = max(hi, x);
+            }
+            let spread = (hi - lo) / (d.hi - d.lo);
+            if spread > best.1 {
+                best = (j, spread);
+            }
+        }
+        best.0
+    }
+
+    fn leaf_push(&mut self, table: &Table, leaf: usize, r: u32) {
+        let slot = self.leaves[leaf].rows.len();
+        for j in 0..self.cont.len() {
+            let col = self.cont[j].0;
+            let l = &mut self.leaves[leaf];
+            l.mu[j * LEAF + slot] = table.get(r as usize, col);
+            l.scale[j * LEAF + slot] = FRAC_1_SQRT_2 * (1.0 / self.sigma[j][r as usize]);
+        }
+        let l = &mut self.leaves[leaf];
+        l.rows.push(r);
+        l.shape[slot] = self.shape[r as usize];
+        self.touch(leaf);
+        self.leaf_of[r as usize] = ((leaf as u32) << 8) | slot as u32;
+    }
+
+    fn tree_insert(&mut self, table: &Table, r: u32) {
+        if self.nodes.is_empty() {
+            self.build_tree(table, vec![r]);
+            return;
+        }
+        let mut at = 0usize;
+        loop {
+            match self.nodes[at] {
+                Node::Inner {
+                    dim,
+                    value,
+                    row,
+                    left,
+                    right,
+                } => {
+                    let k = self.key(dim as usize, r);
+                    at = if k.total_cmp(&value).then(r.cmp(&row)).is_lt() {
+                        left as usize
+                    } else {
+                        right as usize
+                    };
+                }
+                Node::Leaf(leaf) => {
+                    let leaf = leaf as usize;
+                    if self.leaves[leaf].rows.len() < LEAF {
+                        self.leaf_push(table, leaf, r);
+                        return;
+                    }
+                    // Split the full leaf: this node becomes the root of a new subtree.
+                    let mut rows = std::mem::take(&mut self.leaves[leaf].rows);
+                    self.leaves[leaf].shape.fill(f64::NEG_INFINITY);
+                    rows.push(r);
+                    let j = self.widest(&rows);
+                    let mid = rows.len() / 2;
+                    rows.select_nth_unstable_by(mid, |&a, &b| {
+                        let (ka, kb) = (self.key(j, a), self.key(j, b));
+                        ka.total_cmp(&kb).then(a.cmp(&b))
+                    });
+                    let (value, row) = (self.key(j, rows[mid]), rows[mid]);
+                    let new_leaf = self.leaves.len();
+                    let (left, right) = (self.nodes.len() as u32, self.nodes.len() as u32 + 1);
+                    self.leaves.push(Leaf::new(self.cont.len(), right));
+                    self.leaves[leaf].node = left;
+                    for &x in &rows[..mid] {
+                        self.leaf_push(table, leaf, x);
+                    }
+                    for &x in &rows[mid..] {
+                        self.leaf_push(table, new_leaf, x);
+                    }
+                    self.nodes.push(Node::Leaf(leaf as u32));
+                    self.nodes.push(Node::Leaf(new_leaf as u32));
+                    self.parent.push(at as u32);
+                    self.parent.push(at as u32);
+                    self.nodes[at] = Node::Inner {
+                        dim: j as u32,
+                        value,
+                        row,
+                        left,
+                        right,
+                    };
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Marks a leaf's bounds for recomputing.
+    fn touch(&mut self, leaf: usize) {
+        let l = &mut self.leaves[leaf];
+        if !l.dirty {
+            l.dirty = true;
+            self.stale.push(leaf as u32);
+        }
+    }
+
+    fn tree_remove(&mut self, r: u32) {
+        let at = self.leaf_of[r as usize];
+        if at == NONE {
+            return;
+        }
+        self.leaf_of[r as usize] = NONE;
+        let (leaf, slot) = ((at >> 8) as usize, (at & 0xff) as usize);
+        let l = &mut self.leaves[leaf];
+        let last = l.rows.len() - 1;
+        l.rows.swap_remove(slot);
+        if slot != last {
+            for j in 0..self.cont.len() {
+                l.mu[j * LEAF + slot] = l.mu[j * LEAF + last];
+                l.scale[j * LEAF + slot] = l.scale[j * LEAF + last];
+            }
+            l.shape[slot] = l.shape[last];
+            let moved = l.rows[slot] as usize;
+            self.leaf_of[moved] = ((leaf as u32) << 8) | slot as u32;
+        }
+        l.shape[last] = f64::NEG_INFINITY;
+        self.touch(leaf);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Per ask
+
+    /// Weights and bounds for this ask.
+    fn refresh(&mut self, p: &ParzenParams) {
+        let m = self.m;
+        // Optuna's weights ramp along the trial order, so they change with every new trial:
+        // a kernel's log weight is computed only when its term is needed (see
+        // `log_weight`); bounds use the largest weight.
+        let mut w = std::mem::take(&mut self.lnw);
+        if m == 0 {
+            self.prior.base = self.prior.shape;
+            self.total = 1.0;
+        } else {
+            observation_weights(p.weights, m, &mut w);
+            self.total = w.iter().sum::<f64>() + p.prior_weight;
+            self.prior.base = (p.prior_weight / self.total).ln() + self.prior.shape;
+        }
+        self.lnw = w;
+        self.ln_wmax = (1.0 / self.total).ln();
+        // Categorical smoothing for this number of kernels.
+        let n_kernels = m + 1;
+        self.cat_ln = self
+            .cat
+            .iter()
+            .map(|&(_, n_choices)| {
+                let c = n_choices as f64;
+                let (hit, miss, prior) = if m == 0 {
+                    (1.0 / c, 1.0 / c, 1.0 / c)
+                } else {
+                    let eps = p.prior_weight / n_kernels as f64;
+                    let row = 1.0 + c * eps;
+                    let prior = if eps > 0.0 { 1.0 / c } else { 0.0 };
+                    ((1.0 + eps) / row, eps / row, prior)
+                };
+                (hit.ln(), miss.ln(), prior.ln())
+            })
+            .collect();
+        // Bounds of the changed leaves, then of their ancestors bottom-up (a child's index is
+        // larger than its parent's).
+        let nc = self.cont.len();
+        let nn = self.nodes.len();
+        let w = 3 * nc;
+        self.bounds.resize(nn * w, 0.0);
+        self.bmax.resize(nn, f64::NEG_INFINITY);
+        self.marked.resize(nn, false);
+        let stale = std::mem::take(&mut self.stale);
+        let mut inner = Vec::new();
+        for &leaf in &stale {
+            let l = &mut self.leaves[leaf as usize];
+            l.dirty = false;
+            let node = l.node as usize;
+            let len = l.rows.len();
+            self.bmax[node] = l.shape[..len]
+                .iter()
+                .fold(f64::NEG_INFINITY, |a, &x| max(a, x));
+            let bounds = &mut self.bounds[node * w..(node + 1) * w];
+            for j in 0..nc {
+                let mu = &l.mu[j * LEAF..j * LEAF + len];
+                let sc = &l.scale[j * LEAF..j * LEAF + len];
+                let (mut lo, mut hi, mut smin) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY);
+                for (&x, &s) in mu.iter().zip(sc) {
+                    lo = min(lo, x);
+                    hi = max(hi, x);
+                    smin = min(smin, s);
+                }
+                bounds[j] = lo;
+                bounds[nc + j] = hi;
+                bounds[2 * nc + j] = smin;
+            }
+            let mut up = self.parent[node];
+            while up != NONE && !self.marked[up as usize] {
+                self.marked[up as usize] = true;
+                inner.push(up);
+                up = self.parent[up as usize];
+            }
+        }
+        self.stale = stale;
+        self.stale.clear();
+        inner.sort_unstable_by(|a, b| b.cmp(a));
+        for node in inner {
+            let node = node as usize;
+            self.marked[node] = false;
+            if let Node::Inner { left, right, .. } = self.nodes[node] {
+                let (a, b) = (left as usize, right as usize);
+                self.bmax[node] = max(self.bmax[a], self.bmax[b]);
+                let (ba, bb) = (a * w, b * w);
+                for j in 0..nc {
+                    self.bounds[node * w + j] = min(self.bounds[ba + j], self.bounds[bb + j]);
+                    self.bounds[node * w + nc + j] =
+                        max(self.bounds[ba + nc + j], self.bounds[bb + nc + j]);
+                    self.bounds[node * w + 2 * nc + j] =
+                        min(self.bounds[ba + 2 * nc + j], self.bounds[bb + 2 * nc + j]);
+                }
+            }
+        }
+    }
+
+    /// The normalised log weight of member row `r`: Optuna's ramp at its position in trial
+    /// order (completed members, then running rows), as [`observation_weights`] gives it.
+    fn log_weight(&self, r: u32) -> f64 {
+        let pos = r as usize - self.below.partition_point(|&b| b < r);
+        let w = self.lnw.get(pos).copied().unwrap_or(1.0);
+        (w / self.total).ln()
+    }
+
+    /// The most the discrete dimensions can add to a kernel's term (see
+    /// `Estimator::disc_bound`).
+    fn disc_bound(&self) -> f64 {
+        -(0.341_344_746_068_542_9_f64.ln()) * self.disc.len() as f64
+    }
+
+    /// Row `r`'s categorical and discrete terms at candidate `i`.
+    #[inline]
+    fn finish(
+        &self,
+        table: &Table,
+        cands: &Cands,
+        i: usize,
+        r: usize,
+        partial: f64,
+        floor: f64,
+    ) -> f64 {
+        let n = cands.n;
+        let mut a = partial;
+        for (j, &(col, _)) in self.cat.iter().enumerate() {
+            let x = cands.cat[j * n + i];
+            let (hit, miss, _) = self.cat_ln[j];
+            a += if table.get(r, col) as u32 == x {
+                hit
+            } else {
+                miss
+            };
+        }
+        if self.disc.is_empty() || a + self.disc_bound() < floor {
+            return a;
+        }
+        let nc = self.cont.len();
+        for (j, (col, _)) in self.disc.iter().enumerate() {
+            let (lo, hi) = (cands.disc_lo[j * n + i], cands.disc_hi[j * n + i]);
+            let (mu, is) = (table.get(r, *col), 1.0 / self.sigma[nc + j][r]);
+            a += log_gauss_mass((lo - mu) * is, (hi - mu) * is) - self.lmass[nc + j][r];
+        }
+        a
+    }
+
+    /// The prior kernel's full term at candidate `i`: a lower bound of `ln g(x)`.
+    pub(crate) fn prior_term(&self, cands: &Cands, i: usize) -> f64 {
+        let n = cands.n;
+        let nc = self.cont.len();
+        let pr = &self.prior;
+        let mut a = pr.base;
+        for j in 0..nc {
+            let t = (cands.cont[j * n + i] - pr.mu[j]) * (FRAC_1_SQRT_2 * pr.inv[j]);
+            a -= t * t;
+        }
+        for (j, _) in self.cat.iter().enumerate() {
+            a += self.cat_ln[j].2;
+        }
+        for j in 0..self.disc.len() {
+            let (lo, hi) = (cands.disc_lo[j * n + i], cands.disc_hi[j * n + i]);
+            let (mu, is) = (pr.mu[nc + j], pr.inv[nc + j]);
+            a += log_gauss_mass((lo - mu) * is, (hi - mu) * is) - pr.lmass[nc + j];
+        }
+        a
+    }
+
+    /// `ln g(x)` of every candidate (see the module documentation).
+    #[cfg(test)]
+    pub(crate) fn log_pdf(&mut self, table: &Table, cands: &Cands, out: &mut [f64]) {
+        for (i, out_i) in out.iter_mut().enumerate().take(cands.n) {
+            let prior = self.prior_term(cands, i);
+            *out_i = self
+                .log_pdf_at(table, cands, i, prior, f64::INFINITY)
+                .unwrap_or(f64::NAN);
+        }
+    }
+
+    /// `ln g(x)` of candidate `i`, given its [`AboveMixture::prior_term`]; or, as soon as a
+    /// single term shows that `ln g(x)` exceeds `give_up`, `Err` with that term (a lower bound
+    /// of `ln g(x)`).
+    pub(crate) fn log_pdf_at(
+        &mut self,
+        table: &Table,
+        cands: &Cands,
+        i: usize,
+        prior: f64,
+        give_up: f64,
+    ) -> Result<f64, f64> {
+        let n = cands.n;
+        let nc = self.cont.len();
+        let db = self.disc_bound();
+        let mut stack = std::mem::take(&mut self.stack);
+        let mut terms = std::mem::take(&mut self.terms);
+        let mut z = std::mem::take(&mut self.z);
+        z.clear();
+        z.extend((0..nc).map(|j| cands.cont[j * n + i]));
+        let result = {
+            let mut best = prior;
+            let mut floor = prior - NEGLIGIBLE - db;
+            terms.clear();
+            stack.clear();
+            if self.m > 0 && !self.nodes.is_empty() {
+                stack.push(0);
+            }
+            'walk: while let Some(node) = stack.pop() {
+                let node = node as usize;
+                // Upper bound of every term below this node.
+                let ub = self.ln_wmax + self.bmax[node]
+                    - box_distance(&z, &self.bounds[node * 3 * nc..(node + 1) * 3 * nc]);
+                if ub < floor {
+                    continue;
+                }
+                match self.nodes[node] {
+                    Node::Inner {
+                        dim,
+                        value,
+                        left,
+                        right,
+                        ..
+                    } => {
+                        // Nearer child last, so it is visited first.
+                        if z.get(dim as usize).is_some_and(|&zj| zj < value) {
+                            stack.push(right);
+                            stack.push(left);
+                        } else {
+                            stack.push(left);
+                            stack.push(right);
+                        }
+                    }
+                    Node::Leaf(leaf) => {
+                        let l = &self.leaves[leaf as usize];
+                        // Whole groups of four slots (free slots have shape −∞ and stay below
+                        // every floor).
+                        let len = (l.rows.len() + 3) & !3;
+                        let mut acc = [f64::NEG_INFINITY; LEAF];
+                        let acc = &mut acc[..len];
+                        acc.copy_from_slice(&l.shape[..len]);
+                        let mut skip = false;
+                        for (j, &zj) in z.iter().enumerate() {
+                            let mu = &l.mu[j * LEAF..j * LEAF + len];
+                            let sc = &l.scale[j * LEAF..j * LEAF + len];
+                            for ((a, &mu), &sc) in acc.iter_mut().zip(mu).zip(sc) {
+                                let t = (zj - mu) * sc;
+                                *a -= t * t;
+                            }
+                            if j % 2 == 1 && j + 1 < nc {
+                                let cut = floor - self.ln_wmax;
+                                if !acc.iter().fold(false, |any, &x| any | (x >= cut)) {
+                                    skip = true;
+                                    break;
+                                }
+                            }
+                        }
+                        if skip {
+                            continue;
+                        }
+                        for (&partial, &r) in acc.iter().zip(&l.rows) {
+                            if partial + self.ln_wmax < floor {
+                                continue;
+                            }
+                            let a = self.finish(
+                                table,
+                                cands,
+                                i,
+                                r as usize,
+                                partial + self.log_weight(r),
+                                floor,
+                            );
+                            if a + db < floor {
+                                continue;
+                            }
+                            terms.push(a);
+                            if a > best {
+                                best = a;
+                                floor = max(floor, a - NEGLIGIBLE - db);
+                                if best > give_up {
+                                    break 'walk;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            terms.push(prior);
+            if best > give_up {
+                Err(best)
+            } else if best == f64::NEG_INFINITY {
+                Ok(f64::NEG_INFINITY)
+            } else {
+                Ok(best + exact_sum_exp(&terms, best).ln())
+            }
+        };
+        self.stack = stack;
+        self.terms = terms;
+        self.z = z;
+        result
+    }
+}
+
+/// `Σ_j (gap_j · smin_j)²` for the point `z` and a node's `bounds` (`lo`, `hi`, `smin` per
+/// dimension, see `AboveMixture::bounds`), where `gap_j` is the distance from `z_j` to
+/// `[lo_j, hi_j]`: how far below its largest shape every term under the node lies at least.
+#[inline]
+fn box_distance(z: &[f64], bounds: &[f64]) -> f64 {
+    let nc = z.len();
+    let (lo, rest) = bounds.split_at(nc);
+    let (hi, smin) = rest.split_at(nc.min(rest.len()));
+    let mut acc = 0.0;
+    for (((&zj, &lo), &hi), &sm) in z.iter().zip(lo).zip(hi).zip(smin) {
+        let gap = max(max(lo - zj, zj - hi), 0.0) * sm;
+        acc += gap * gap;
+    }
+    acc
+}
+
+/// `(value in col, row)` order of two rows.
+#[inline]
+fn key_cmp(table: &Table, col: usize, a: u32, b: u32) -> std::cmp::Ordering {
+    table
+        .get(a as usize, col)
+        .total_cmp(&table.get(b as usize, col))
+        .then(a.cmp(&b))
+}
+
+/// `Σ exp(t − max)` over the terms within [`NEGLIGIBLE`] of `max`, in exact fixed-point
+/// arithmetic (each term to 2⁻¹⁰⁰), so the result does not depend on the order of the terms.
+fn exact_sum_exp(terms: &[f64], max: f64) -> f64 {
+    const TWO_36: f64 = 68_719_476_736.0;
+    const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+    let mut acc: u128 = 0;
+    for &t in terms {
+        if t > max - NEGLIGIBLE {
+            // e ∈ (e^-36, 1]: e·2^36 = hi + frac exactly, frac·2^64 truncated.
+            let x = (t - max).exp() * TWO_36;
+            let hi = x as u64;
+            let lo = ((x - hi as f64) * TWO_64) as u64;
+            acc += (u128::from(hi) << 64) | u128::from(lo);
+        }
+    }
+    ((acc >> 64) as f64 + (acc as u64) as f64 / TWO_64) / TWO_36
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use slurptuna_core::{search_param, ParamSpace};
+
+    use super::*;
+    use crate::dims::Dims;
+    use crate::parzen::{Estimator, Scratch};
+    use crate::random::random_params;
+    use crate::tpe::Weights;
+
+    fn params() -> ParzenParams {
+        ParzenParams {
+            prior_weight: 1.0,
+            consider_magic_clip: true,
+            consider_endpoints: false,
+            weights: Weights::Optuna,
+        }
+    }
+
+    fn space() -> ParamSpace {
+        ParamSpace::new([
+            ("x", search_param().range(-3.0, 2.0)),
+            ("lr", search_param().range(1e-5, 1e-1).dtype("log")),
+            ("y", search_param().range(0.0, 1.0)),
+            ("n", search_param().range(1, 9).dtype("int")),
+            ("drop", search_param().range(0.0, 0.5).step(0.05)),
+            ("act", search_param().allowed(["relu", "tanh", "gelu"])),
+        ])
+        .unwrap()
+    }
+
+    /// `rows` random observations (internal values) of `dims`, some on the same values.
+    fn table(dims: &Dims<'_>, rows: usize, rng: &mut ChaCha8Rng) -> Table {
+        let width = dims.len();
+        let mut t = Table {
+            width,
+            data: Vec::new(),
+        };
+        let mut row = vec![0.0; width];
+        for r in 0..rows {
+            if r > 3 && r % 9 == 0 {
+                // A repeated observation: ties in every column.
+                let copy = t.data[(r - 3) * width..(r - 2) * width].to_vec();
+                t.data.extend_from_slice(&copy);
+                continue;
+            }
+            assert!(dims.encode(&random_params(dims, rng), &mut row));
+            t.data.extend_from_slice(&row);
+        }
+        t
+    }
+
+    /// Per column, the rows `0..n` in `(value, row)` order.
+    fn sorted(t: &Table, n: usize) -> Vec<Vec<u32>> {
+        (0..t.width)
+            .map(|col| {
+                let mut o: Vec<u32> = (0..n as u32).collect();
+                o.sort_by(|&a, &b| key_cmp(t, col, a, b));
+                o
+            })
+            .collect()
+    }
+
+    /// Candidates from the below-style estimator of some rows, plus random points.
+    fn candidates(dims: &Dims<'_>, model: &Model<'_>, t: &Table, rng: &mut ChaCha8Rng) -> Cands {
+        let mut s = Scratch::default();
+        let rows: Vec<u32> = (0..(t.data.len() / t.width).min(12) as u32).collect();
+        let e = Estimator::fit(model, t, &rows, &params(), &mut s, None, None);
+        let mut cands = Cands::default();
+        e.sample(rng, 48, &mut cands);
+        let mut all: Vec<Vec<f64>> = (0..cands.n).map(|i| cands.row(i).to_vec()).collect();
+        let width = dims.len();
+        let mut row = vec![0.0; width];
+        for _ in 0..16 {
+            let p = random_params(dims, rng);
+            assert!(dims.encode(&p, &mut row));
+            // Raw values: undo the log transform of numeric columns.
+            let raw: Vec<f64> = (0..width)
+                .map(|c| match &dims.dims[c] {
+                    crate::dims::Dim::Num(n) if n.log => row[c].exp(),
+                    _ => row[c],
+                })
+                .collect();
+            all.push(raw);
+        }
+        Cands::from_rows(&e, &all)
+    }
+
+    fn log_pdf(mix: &mut AboveMixture, t: &Table, cands: &Cands) -> Vec<f64> {
+        let mut out = vec![0.0; cands.n];
+        mix.log_pdf(t, cands, &mut out);
+        out
+    }
+
+    #[test]
+    fn equals_the_refitted_estimator() {
+        let s = space();
+        let dims = Dims::new(&s);
+        let model = Model::new(&dims, 0..dims.len());
+        let p = params();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for (n, n_running) in [(0, 0), (1, 0), (2, 1), (6, 2), (40, 0), (300, 3)] {
+            let t = table(&dims, n + n_running, &mut rng);
+            let below: Vec<u32> = (0..n as u32).filter(|r| r % 5 == 1).collect();
+            let above: Vec<u32> = (0..(n + n_running) as u32)
+                .filter(|r| below.binary_search(r).is_err())
+                .collect();
+            let mut mix = AboveMixture::default();
+            mix.update(&model, &t, &sorted(&t, n), 1, n, &below, n_running, &p);
+            let mut sc = Scratch::default();
+            let e = Estimator::fit(&model, &t, &above, &p, &mut sc, None, None);
+            let cands = candidates(&dims, &model, &t, &mut rng);
+            let ours = log_pdf(&mut mix, &t, &cands);
+            let mut theirs = vec![0.0; cands.n];
+            e.log_pdf(&cands, &mut theirs, &mut sc);
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    "n = {n}, running = {n_running}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn updated_in_place_equals_built_afresh() {
+        let s = space();
+        let dims = Dims::new(&s);
+        let model = Model::new(&dims, 0..dims.len());
+        let p = params();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let full = table(&dims, 420, &mut rng);
+        let values: Vec<f64> = (0..420).map(|_| rng.gen::<f64>()).collect();
+        let mut kept = AboveMixture::default();
+        let mut epoch = 0;
+        let mut n: usize = 0;
+        while n < 400 {
+            // Grow by a few rows, now and then start over from a shorter history.
+            if rng.gen_bool(0.03) {
+                epoch += 1;
+                n = n.saturating_sub(rng.gen_range(1..40));
+            } else {
+                n += rng.gen_range(1..4);
+            }
+            let n_running = rng.gen_range(0..3);
+            let mut t = Table {
+                width: full.width,
+                data: full.data[..(n + n_running) * full.width].to_vec(),
+            };
+            if n_running > 0 && rng.gen_bool(0.5) {
+                // A running trial on an already observed value.
+                let w = t.width;
+                let copy = t.data[..w].to_vec();
+                t.data[n * w..(n + 1) * w].copy_from_slice(&copy);
+            }
+            let k = (n / 10).clamp(1, 25).min(n);
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
+            let mut below = order[..k].to_vec();
+            below.sort_unstable();
+            let sorted = sorted(&t, n);
+            kept.update(&model, &t, &sorted, epoch, n, &below, n_running, &p);
+            let mut fresh = AboveMixture::default();
+            fresh.update(&model, &t, &sorted, epoch, n, &below, n_running, &p);
+            let cands = candidates(&dims, &model, &t, &mut rng);
+            let a = log_pdf(&mut kept, &t, &cands);
+            let b = log_pdf(&mut fresh, &t, &cands);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "n = {n}, running = {n_running}");
+            kept.undo_running(&t, &p);
+        }
+    }
+
+    #[test]
+    fn exact_sum_ignores_order() {
+        let terms = [-3.0, 0.0, -35.9, -1e-9, -20.0, -7.25, -36.5];
+        let mut rev = terms;
+        rev.reverse();
+        let a = exact_sum_exp(&terms, 0.0);
+        assert_eq!(a.to_bits(), exact_sum_exp(&rev, 0.0).to_bits());
+        let plain: f64 = terms.iter().filter(|&&t| t > -36.0).map(|t| t.exp()).sum();
+        assert!((a - plain).abs() < 1e-15 * plain);
+    }
+}
