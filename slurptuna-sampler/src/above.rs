@@ -17,6 +17,7 @@
 //! exact fixed-point arithmetic, which is order-independent. A sampler with a fresh memo
 //! proposes bit for bit what a long-lived one does.
 
+use std::cell::Cell;
 use std::f64::consts::FRAC_1_SQRT_2;
 
 use crate::dims::NumDim;
@@ -142,6 +143,8 @@ pub(crate) struct AboveMixture {
     /// Mixture weights by position in trial order (before normalisation), their
     /// normaliser, and the log of the largest normalised weight.
     lnw: Vec<f64>,
+    /// Per position, its normalised log weight once computed in this ask (NaN before).
+    ln_weight: Vec<Cell<f64>>,
     total: f64,
     ln_wmax: f64,
     /// Scratch: traversal stack, terms, candidate.
@@ -777,8 +780,10 @@ impl AboveMixture {
             self.total = w.iter().sum::<f64>() + p.prior_weight;
             self.prior.base = (p.prior_weight / self.total).ln() + self.prior.shape;
         }
-        self.lnw = w;
         self.ln_wmax = (1.0 / self.total).ln();
+        self.ln_weight.clear();
+        self.ln_weight.resize_with(w.len(), || Cell::new(f64::NAN));
+        self.lnw = w;
         // Categorical smoothing for this number of kernels.
         let n_kernels = m + 1;
         self.cat_ln = self
@@ -859,10 +864,18 @@ impl AboveMixture {
 
     /// The normalised log weight of member row `r`: Optuna's ramp at its position in trial
     /// order (completed members, then running rows), as [`observation_weights`] gives it.
+    /// Computed once per position and ask (many candidates meet the same kernels).
     fn log_weight(&self, r: u32) -> f64 {
         let pos = r as usize - self.below.partition_point(|&b| b < r);
         let w = self.lnw.get(pos).copied().unwrap_or(1.0);
-        (w / self.total).ln()
+        match self.ln_weight.get(pos) {
+            Some(cached) if !cached.get().is_nan() => cached.get(),
+            Some(cached) => {
+                cached.set((w / self.total).ln());
+                cached.get()
+            }
+            None => (w / self.total).ln(),
+        }
     }
 
     /// The most the discrete dimensions can add to a kernel's term (see
