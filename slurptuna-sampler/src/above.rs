@@ -23,7 +23,8 @@ use std::f64::consts::FRAC_1_SQRT_2;
 use crate::dims::NumDim;
 use crate::math::{log_gauss_mass, LN_SQRT_2PI};
 use crate::parzen::{
-    central_log_mass, observation_weights, Cands, Model, ParzenParams, Table, NEGLIGIBLE,
+    central_log_mass, disc_bound, observation_weights, Cands, Model, ParzenParams, Table,
+    NEGLIGIBLE,
 };
 
 /// Kernels per leaf at most; a full leaf splits in two.
@@ -87,6 +88,20 @@ struct Prior {
     shape: f64,
     /// `shape` plus the prior's log weight in this ask.
     base: f64,
+}
+
+/// The rows an [`AboveMixture`] is brought to: the completed rows `0..n_done` of `table` not
+/// in `below` (sorted), then the rows `n_done..n_done + n_running` of running trials.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Members<'a> {
+    pub(crate) table: &'a Table,
+    /// Per column, the completed rows of each numeric column in `(value, row)` order.
+    pub(crate) sorted: &'a [Vec<u32>],
+    /// Changes whenever completed rows were dropped or changed.
+    pub(crate) epoch: u64,
+    pub(crate) n_done: usize,
+    pub(crate) below: &'a [u32],
+    pub(crate) n_running: usize,
 }
 
 /// The above mixture of one model (see the module documentation).
@@ -174,22 +189,16 @@ fn max(a: f64, b: f64) -> f64 {
 }
 
 impl AboveMixture {
-    /// Brings the mixture to the members `{completed rows 0..n_done not in below} ∪ {rows
-    /// n_done..n_done + n_running}` of `table` and refreshes it for an ask. `below` is sorted;
-    /// `sorted[col]` lists the completed rows of each numeric column in `(value, row)` order;
-    /// `epoch` changes whenever completed rows were dropped or changed.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn update(
-        &mut self,
-        model: &Model<'_>,
-        table: &Table,
-        sorted: &[Vec<u32>],
-        epoch: u64,
-        n_done: usize,
-        below: &[u32],
-        n_running: usize,
-        p: &ParzenParams,
-    ) {
+    /// Brings the mixture to `rows` (see [`Members`]) of `model` and refreshes it for an ask.
+    pub(crate) fn update(&mut self, model: &Model<'_>, rows: &Members<'_>, p: &ParzenParams) {
+        let Members {
+            table,
+            epoch,
+            n_done,
+            below,
+            n_running,
+            ..
+        } = *rows;
         let cols: Vec<usize> = model
             .cont
             .iter()
@@ -218,9 +227,7 @@ impl AboveMixture {
         let fresh = n_done.saturating_sub(self.n_done) + n_running;
         let ops = gone.len() + back.len() + fresh;
         if !same || ops > 16 + m_final / 8 {
-            self.build(
-                model, table, sorted, epoch, n_done, below, n_running, p, cols,
-            );
+            self.build(model, rows, p, cols);
         } else {
             self.grow(table.data.len() / table.width.max(1));
             let clip = self.min_sigma_for(m_final, p);
@@ -309,19 +316,15 @@ impl AboveMixture {
     }
 
     /// Rebuilds everything for the given members.
-    #[allow(clippy::too_many_arguments)]
-    fn build(
-        &mut self,
-        model: &Model<'_>,
-        table: &Table,
-        sorted: &[Vec<u32>],
-        epoch: u64,
-        n_done: usize,
-        below: &[u32],
-        n_running: usize,
-        p: &ParzenParams,
-        cols: Vec<usize>,
-    ) {
+    fn build(&mut self, model: &Model<'_>, rows: &Members<'_>, p: &ParzenParams, cols: Vec<usize>) {
+        let Members {
+            table,
+            sorted,
+            epoch,
+            n_done,
+            below,
+            n_running,
+        } = *rows;
         self.epoch = epoch;
         self.params = Some(*p);
         self.cols = cols;
@@ -878,10 +881,9 @@ impl AboveMixture {
         }
     }
 
-    /// The most the discrete dimensions can add to a kernel's term (see
-    /// `Estimator::disc_bound`).
+    /// See [`disc_bound`].
     fn disc_bound(&self) -> f64 {
-        -(0.341_344_746_068_542_9_f64.ln()) * self.disc.len() as f64
+        disc_bound(self.disc.len())
     }
 
     /// Row `r`'s categorical and discrete terms at candidate `i`.
@@ -1125,15 +1127,10 @@ mod tests {
     use crate::dims::Dims;
     use crate::parzen::{Estimator, Scratch};
     use crate::random::random_params;
-    use crate::tpe::Weights;
+    use crate::tpe::TpeConfig;
 
     fn params() -> ParzenParams {
-        ParzenParams {
-            prior_weight: 1.0,
-            consider_magic_clip: true,
-            consider_endpoints: false,
-            weights: Weights::Optuna,
-        }
+        TpeConfig::optuna().parzen()
     }
 
     fn space() -> ParamSpace {
@@ -1225,7 +1222,16 @@ mod tests {
                 .filter(|r| below.binary_search(r).is_err())
                 .collect();
             let mut mix = AboveMixture::default();
-            mix.update(&model, &t, &sorted(&t, n), 1, n, &below, n_running, &p);
+            let sorted = sorted(&t, n);
+            let rows = Members {
+                table: &t,
+                sorted: &sorted,
+                epoch: 1,
+                n_done: n,
+                below: &below,
+                n_running,
+            };
+            mix.update(&model, &rows, &p);
             let mut sc = Scratch::default();
             let e = Estimator::fit(&model, &t, &above, &p, &mut sc, None, None);
             let cands = candidates(&dims, &model, &t, &mut rng);
@@ -1278,9 +1284,17 @@ mod tests {
             let mut below = order[..k].to_vec();
             below.sort_unstable();
             let sorted = sorted(&t, n);
-            kept.update(&model, &t, &sorted, epoch, n, &below, n_running, &p);
+            let rows = Members {
+                table: &t,
+                sorted: &sorted,
+                epoch,
+                n_done: n,
+                below: &below,
+                n_running,
+            };
+            kept.update(&model, &rows, &p);
             let mut fresh = AboveMixture::default();
-            fresh.update(&model, &t, &sorted, epoch, n, &below, n_running, &p);
+            fresh.update(&model, &rows, &p);
             let cands = candidates(&dims, &model, &t, &mut rng);
             let a = log_pdf(&mut kept, &t, &cands);
             let b = log_pdf(&mut fresh, &t, &cands);

@@ -766,7 +766,7 @@ impl<'d> Estimator<'d> {
     /// The terms of the kernels within reach of candidate `i`, left in `s` for
     /// [`Estimator::sum_terms`]; returns the largest term and how many lie within
     /// [`NEGLIGIBLE`] of it (so `ln p(x)` is at most the largest plus the log of that count).
-    pub(crate) fn terms_at(&self, cands: &Cands, i: usize, s: &mut Scratch) -> (f64, usize) {
+    fn terms_at(&self, cands: &Cands, i: usize, s: &mut Scratch) -> (f64, usize) {
         let n = cands.n;
         let nk = self.n_kernels;
         let nc = self.cont.len();
@@ -966,20 +966,19 @@ impl<'d> Estimator<'d> {
     }
 
     /// `ln p(x)` from the terms left by [`Estimator::terms_at`] and their largest, `max`.
-    pub(crate) fn sum_terms(&self, s: &Scratch, max: f64) -> f64 {
+    fn sum_terms(&self, s: &Scratch, max: f64) -> f64 {
         log_sum_exp(self.kept_terms(s), max)
     }
 
     /// The terms left by [`Estimator::terms_at`], in the order [`Estimator::sum_terms`]
     /// adds them.
-    pub(crate) fn kept_terms<'s>(&self, s: &'s Scratch) -> impl Iterator<Item = f64> + 's {
+    fn kept_terms<'s>(&self, s: &'s Scratch) -> impl Iterator<Item = f64> + 's {
         s.live[..s.count].iter().map(|&k| s.acc[k as usize])
     }
 
-    /// The most a discrete dimension can add to a kernel's term: a bin mass is ≤ 1 and a
-    /// normaliser ≥ ln(Φ(1) − ½) (kernel centres lie inside the domain, σ ≤ range).
+    /// See [`disc_bound`].
     fn disc_bound(&self) -> f64 {
-        -(0.341_344_746_068_542_9_f64.ln()) * self.disc.len() as f64
+        disc_bound(self.disc.len())
     }
 
     /// Kernel `k`'s full log-term at candidate `i`, given `partial` = its term over the
@@ -1023,8 +1022,14 @@ impl<'d> Estimator<'d> {
     }
 }
 
+/// The most `n_disc` discrete dimensions can add to a kernel's term: a bin mass is ≤ 1 and a
+/// normaliser ≥ ln(Φ(1) − ½) (kernel centres lie inside the domain, σ ≤ range).
+pub(crate) fn disc_bound(n_disc: usize) -> f64 {
+    -(0.341_344_746_068_542_9_f64.ln()) * n_disc as f64
+}
+
 /// `max + ln Σ exp(t − max)` over the `terms` within [`NEGLIGIBLE`] of their largest, `max`.
-pub(crate) fn log_sum_exp(terms: impl Iterator<Item = f64>, max: f64) -> f64 {
+fn log_sum_exp(terms: impl Iterator<Item = f64>, max: f64) -> f64 {
     if max == f64::NEG_INFINITY {
         return f64::NEG_INFINITY;
     }

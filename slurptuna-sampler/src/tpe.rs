@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use slurptuna_core::{AskContext, Direction, Params, Result, Sampler};
 
-use crate::above::AboveMixture;
+use crate::above::{AboveMixture, Members};
 use crate::dims::{Dim, Dims};
 use crate::error::SamplerError;
 use crate::memo::{History, Reuse};
@@ -184,7 +184,7 @@ impl TpeConfig {
         }
     }
 
-    fn parzen(&self) -> ParzenParams {
+    pub(crate) fn parzen(&self) -> ParzenParams {
         ParzenParams {
             prior_weight: self.prior_weight,
             consider_magic_clip: self.consider_magic_clip,
@@ -357,7 +357,15 @@ impl TpeSampler {
         // The joint model's above mixture, kept between asks.
         let mut joint = |rng: &mut R, mass: &mut Vec<Vec<(f64, f64)>>, scratch: &mut Scratch| {
             let model = Model::new(dims, 0..width);
-            tree.update(&model, table, sorted, *epoch, n, &below, n_running, &p);
+            let rows = Members {
+                table,
+                sorted,
+                epoch: *epoch,
+                n_done: n,
+                below: &below,
+                n_running,
+            };
+            tree.update(&model, &rows, &p);
             let raw = self.propose(
                 dims,
                 &model,
