@@ -10,8 +10,9 @@ use slurptuna_core::{Direction, ExecutionMode, Sampler};
 /// Which sampler proposes parameters.
 #[derive(Clone, Default)]
 pub enum SamplerChoice {
-    /// Tree-structured Parzen Estimator with Optuna 5's defaults (multivariate, constant liar),
-    /// seeded with `random_seed` (`random_seed + index` per entry). The default.
+    /// Tree-structured Parzen Estimator with Optuna 5's defaults (multivariate, constant liar)
+    /// and a local refinement of the acquisition (see `samplers::TpeConfig`), seeded
+    /// with `random_seed` (`random_seed + index` per entry). The default.
     #[default]
     Tpe,
     /// Uniform random search.
