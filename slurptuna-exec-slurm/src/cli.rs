@@ -157,6 +157,14 @@ impl SlurmClient for CliSlurm {
         Ok(())
     }
 
+    async fn find(&self, name: &str) -> Result<Vec<JobId>, SlurmError> {
+        let out = self.run("squeue", &squeue_name_argv(name)).await?;
+        if !out.status.success() {
+            return Err(out.into_error());
+        }
+        parse_job_ids(&out.stdout)
+    }
+
     async fn max_array_size(&self) -> Result<u64, SlurmError> {
         let args = [OsString::from("show"), OsString::from("config")];
         let out = self.run("scontrol", &args).await?;
@@ -352,6 +360,29 @@ pub fn squeue_argv(jobs: &[JobId]) -> Vec<OsString> {
         flag("--jobs", job_list(jobs)),
         "--format=%F|%K|%T|%r".into(),
     ]
+}
+
+/// The argv of `squeue` for the (array) job ids of the jobs named `name`.
+pub fn squeue_name_argv(name: &str) -> Vec<OsString> {
+    vec![
+        "--noheader".into(),
+        "--array".into(),
+        "--states=all".into(),
+        flag("--name", name),
+        "--format=%F".into(),
+    ]
+}
+
+/// The distinct job ids of `squeue --format=%F` output, ascending.
+pub fn parse_job_ids(stdout: &str) -> Result<Vec<JobId>, SlurmError> {
+    let mut ids = std::collections::BTreeSet::new();
+    for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let id = line
+            .parse()
+            .map_err(|_| parse_err("squeue", "expected a job id per line", stdout))?;
+        ids.insert(JobId(id));
+    }
+    Ok(ids.into_iter().collect())
 }
 
 /// The argv of `sacct` for the allocations of `jobs`.
@@ -691,6 +722,20 @@ mod tests {
         assert!(parse_squeue("x|1|RUNNING").is_err());
         assert!(parse_squeue("1|[a-b]|RUNNING").is_err());
         assert_eq!(parse_squeue("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn finds_jobs_by_name() {
+        let argv = squeue_name_argv("st-loss-t3-00ff");
+        assert!(argv.contains(&OsString::from("--name=st-loss-t3-00ff")));
+        assert!(argv.contains(&OsString::from("--format=%F")));
+        // One line per task or pending range, all of the same array.
+        assert_eq!(
+            parse_job_ids("301\n301\n\n17\n").unwrap(),
+            vec![JobId(17), JobId(301)]
+        );
+        assert_eq!(parse_job_ids("").unwrap(), vec![]);
+        assert!(parse_job_ids("301_[0-3]").is_err());
     }
 
     #[test]

@@ -239,6 +239,10 @@ pub trait SlurmClient: Send + Sync {
     /// `scancel`: cancels jobs or array tasks.
     async fn cancel(&self, targets: &[TaskRef]) -> Result<(), SlurmError>;
 
+    /// `squeue --name`: the ids of the jobs with this exact name that the controller still
+    /// knows (queued, running or recently finished).
+    async fn find(&self, name: &str) -> Result<Vec<JobId>, SlurmError>;
+
     /// `scontrol show config`: the cluster's `MaxArraySize` (array task ids must be below it).
     async fn max_array_size(&self) -> Result<u64, SlurmError>;
 }

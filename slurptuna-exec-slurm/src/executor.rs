@@ -19,7 +19,7 @@ use crate::config::SlurmConfig;
 use crate::error::SlurmError;
 use crate::files::{
     create_dir, failure_path, load_chunk, load_failure, read_json, tail, task_key, write_atomic,
-    write_json, JobRecord, JobsFile, TaskFile, TrialFiles, BATCH_SCRIPT, FORMAT,
+    write_json, JobRecord, JobsFile, PendingRecord, TaskFile, TrialFiles, BATCH_SCRIPT, FORMAT,
 };
 use crate::worker::CHUNK_OFFSET_ENV;
 
@@ -116,6 +116,24 @@ struct Snapshot {
     taken: Instant,
     queried: BTreeSet<JobId>,
     tasks: HashMap<(JobId, Option<u64>), TaskStatus>,
+}
+
+/// 12 hex digits that differ between submissions (of this process and of others): the end of
+/// a job name that must name one submission only.
+fn submission_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // A process-random key (std's per-process hash seed), the process, the time and a counter.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -446,7 +464,7 @@ impl TrialRun {
 
     /// Re-adopts still-live tasks recorded by an earlier controller for the same task file.
     async fn adopt(&mut self) {
-        let recorded: JobsFile = match read_json(&self.files.jobs(), "job record") {
+        let mut recorded: JobsFile = match read_json(&self.files.jobs(), "job record") {
             Ok(Some(j)) => j,
             Ok(None) => return,
             Err(e) => {
@@ -454,6 +472,46 @@ impl TrialRun {
                 return;
             }
         };
+        // Submissions an earlier controller did not live to record: find them by their name.
+        let pending: Vec<PendingRecord> = recorded
+            .pending
+            .iter()
+            .filter(|p| p.task_key == self.task_key)
+            .cloned()
+            .collect();
+        for p in &pending {
+            match self.client.find(&p.name).await {
+                Ok(ids) => {
+                    for &job in &ids {
+                        tracing::info!(
+                            "trial {}: found job {job} ({}), submitted but not recorded",
+                            self.job.trial,
+                            p.name
+                        );
+                        recorded.jobs.push(JobRecord {
+                            job,
+                            offset: p.offset,
+                            chunks: p.chunks.clone(),
+                            task_key: p.task_key.clone(),
+                        });
+                    }
+                    recorded.pending.retain(|q| q.name != p.name);
+                }
+                Err(e) => tracing::warn!(
+                    "trial {}: cannot look for job {} ({e}); its chunks may run twice",
+                    self.job.trial,
+                    p.name
+                ),
+            }
+        }
+        if !pending.is_empty() {
+            if let Err(e) = write_json(&self.files.jobs(), &recorded) {
+                tracing::warn!(
+                    "trial {}: cannot update the job record: {e}",
+                    self.job.trial
+                );
+            }
+        }
         let records: Vec<JobRecord> = recorded
             .jobs
             .into_iter()
@@ -574,11 +632,31 @@ impl TrialRun {
         Ok(())
     }
 
+    /// The trial's job record (empty if there is none or it cannot be read).
+    fn jobs_file(&self) -> JobsFile {
+        read_json(&self.files.jobs(), "job record")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Drops the pending record of a submission that did not happen.
+    fn forget_pending(&self, name: &str) {
+        let mut record = self.jobs_file();
+        record.pending.retain(|p| p.name != name);
+        if let Err(e) = write_json(&self.files.jobs(), &record) {
+            tracing::warn!(
+                "trial {}: cannot update the job record: {e}",
+                self.job.trial
+            );
+        }
+    }
+
+    /// `<prefix>-<loss>[-<entry>]-t<trial>`, with every character outside `[A-Za-z0-9_.-]`
+    /// replaced (a job name is also a `squeue --name` argument, where a comma separates names).
     fn job_name(&self) -> String {
-        let mut name = format!("{}-{}", self.cfg.job_name_prefix, self.job.loss_name);
-        if let Some(e) = &self.job.entry_id {
-            let clean: String = e
-                .chars()
+        let clean = |s: &str, max: usize| -> String {
+            s.chars()
                 .map(|c| {
                     if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
                         c
@@ -586,10 +664,18 @@ impl TrialRun {
                         '_'
                     }
                 })
-                .take(40)
-                .collect();
+                .take(max)
+                .collect()
+        };
+        // The prefix is checked by `SlurmConfig::validate`.
+        let mut name = format!(
+            "{}-{}",
+            self.cfg.job_name_prefix,
+            clean(&self.job.loss_name, 40)
+        );
+        if let Some(e) = &self.job.entry_id {
             name.push('-');
-            name.push_str(&clean);
+            name.push_str(&clean(e, 40));
         }
         name.push_str(&format!("-t{}", self.job.trial.0));
         name
@@ -608,12 +694,14 @@ impl TrialRun {
                 .into_os_string(),
         ];
         script_args.extend(cfg.args.iter().cloned());
+        // A name unique to this submission, recorded before sbatch runs (see `PendingRecord`).
+        let name = format!("{}-{}", self.job_name(), submission_token());
         let req = SubmitRequest {
             script: self.files.script(),
             script_args,
             array: chunks.iter().map(|c| c.0 - offset).collect(),
             array_limit: cfg.array_parallelism_limit,
-            job_name: self.job_name(),
+            job_name: name.clone(),
             chdir: std::path::absolute(&cfg.cwd).unwrap_or_else(|_| cfg.cwd.clone()),
             output: self.files.logs_dir().join("chunk_%A_%a.out"),
             error: self.files.logs_dir().join("chunk_%A_%a.err"),
@@ -636,6 +724,14 @@ impl TrialRun {
         for &c in chunks {
             let _ = std::fs::remove_file(failure_path(&self.files.chunks_dir(), c));
         }
+        let mut record = self.jobs_file();
+        record.pending.push(PendingRecord {
+            name: name.clone(),
+            offset,
+            chunks: chunks.to_vec(),
+            task_key: self.task_key.clone(),
+        });
+        write_json(&self.files.jobs(), &record).map_err(Self::fatal)?;
         let started = Instant::now();
         let mut backoff = Duration::from_secs(1);
         let mut other_errors = 0;
@@ -659,9 +755,13 @@ impl TrialRun {
                         self.job.trial
                     );
                 }
-                Err(e) => return Err(Self::fatal(e)),
+                Err(e) => {
+                    self.forget_pending(&name);
+                    return Err(Self::fatal(e));
+                }
             }
             if self.shared.shut_down.load(Ordering::SeqCst) {
+                self.forget_pending(&name);
                 return Err(ExecError::Fatal(CoreError::Cancelled));
             }
             tokio::time::sleep(backoff).await;
@@ -670,10 +770,8 @@ impl TrialRun {
         if self.registered.insert(job) {
             self.shared.register(job);
         }
-        let mut record: JobsFile = read_json(&self.files.jobs(), "job record")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let mut record = self.jobs_file();
+        record.pending.retain(|p| p.name != name);
         record.jobs.push(JobRecord {
             job,
             offset,

@@ -38,6 +38,8 @@ pub enum FakeCall {
     },
     /// `squeue` for these jobs.
     Queue(Vec<JobId>),
+    /// `squeue --name` for this name.
+    Find(String),
     /// `sacct` for these jobs.
     Accounting(Vec<JobId>),
     /// `scancel` of these targets.
@@ -66,6 +68,8 @@ struct FakeState {
     peak_running: usize,
     accounting: bool,
     max_array_size: u64,
+    /// The next accepted submission never returns (see [`FakeSlurmHandle::hang_after_next_submit`]).
+    hang_next_submit: bool,
 }
 
 type Inner = Arc<Mutex<FakeState>>;
@@ -119,6 +123,7 @@ impl FakeSlurm {
             peak_running: 0,
             accounting: false,
             max_array_size: 1001,
+            hang_next_submit: false,
         }));
         (
             FakeSlurm {
@@ -144,6 +149,12 @@ impl FakeSlurm {
 }
 
 impl FakeSlurmHandle {
+    /// Makes the next accepted submission run but never return to its caller, as when the
+    /// controller dies between `sbatch` accepting an array and learning its id.
+    pub fn hang_after_next_submit(&self) {
+        lock(&self.inner).hang_next_submit = true;
+    }
+
     /// Makes the next `submit` fail with `error` (queue several by calling again).
     pub fn fail_next_submit(&self, error: FakeSubmitError) {
         lock(&self.inner).refusals.push_back(error);
@@ -493,10 +504,26 @@ impl SlurmClient for FakeSlurm {
                 array: req.array.clone(),
                 argv,
             });
-            result
+            let hang = result.is_ok() && std::mem::take(&mut g.hang_next_submit);
+            (result, hang)
         };
+        let (result, hang) = result;
         schedule(&self.inner);
+        if hang {
+            // The array is accepted and runs; the caller never hears of it.
+            std::future::pending::<()>().await;
+        }
         result
+    }
+
+    async fn find(&self, name: &str) -> Result<Vec<JobId>, SlurmError> {
+        let mut g = lock(&self.inner);
+        g.calls.push(FakeCall::Find(name.to_string()));
+        Ok(g.jobs
+            .iter()
+            .filter(|(_, j)| j.req.job_name == name && j.tasks.values().any(|t| t.visible))
+            .map(|(&id, _)| id)
+            .collect())
     }
 
     async fn queue(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, SlurmError> {

@@ -4,7 +4,8 @@
 //! <trial dir>/
 //!   task.json                  what every task of the trial evaluates (loss, entry, params, seeds)
 //!   chunk_task.sh              the fixed batch script
-//!   jobs.json                  the jobs submitted for the trial (re-adopted on resume)
+//!   jobs.json                  the jobs submitted for the trial (re-adopted on resume), and the
+//!                              submissions under way (found by their unique job name on resume)
 //!   chunks/chunk_NNNNN.json    a chunk's result, with its key
 //!   chunks/chunk_NNNNN.failed.json  why a chunk's loss failed
 //!   logs/chunk_<job>_<task>.{out,err}
@@ -80,9 +81,23 @@ pub(crate) struct JobRecord {
     pub(crate) task_key: String,
 }
 
+/// An array about to be submitted: recorded before `sbatch` runs, under a job name unique to
+/// this submission, so that a controller that dies before it can record the job id leaves
+/// enough behind for the next one to find the array by name instead of submitting it again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PendingRecord {
+    pub(crate) name: String,
+    pub(crate) offset: u64,
+    pub(crate) chunks: Vec<ChunkIndex>,
+    pub(crate) task_key: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct JobsFile {
     pub(crate) jobs: Vec<JobRecord>,
+    /// Submissions whose job id was not recorded (yet).
+    #[serde(default)]
+    pub(crate) pending: Vec<PendingRecord>,
 }
 
 /// Paths of one trial directory.

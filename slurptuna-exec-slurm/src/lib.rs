@@ -15,7 +15,9 @@
 //! Each trial directory holds:
 //! - a task file: loss, entry, params and the exact seed list, as JSON data;
 //! - a fixed batch script, whose arguments are the task file, the program and its argv;
-//! - the submitted job ids, so a resumed controller re-adopts live jobs;
+//! - the submitted job ids, so a resumed controller re-adopts live jobs (a submission is
+//!   recorded under a unique job name before `sbatch` runs, so even one whose id was never
+//!   recorded is found again);
 //! - chunk results keyed by `TrialJob::chunk_key`;
 //! - Slurm logs.
 //!
@@ -47,8 +49,8 @@ mod files;
 mod worker;
 
 pub use cli::{
-    array_spec, parse_max_array_size, parse_sacct, parse_sbatch, parse_squeue, sacct_argv,
-    sbatch_argv, scancel_argv, slurm_time, squeue_argv, CliSlurm,
+    array_spec, parse_job_ids, parse_max_array_size, parse_sacct, parse_sbatch, parse_squeue,
+    sacct_argv, sbatch_argv, scancel_argv, slurm_time, squeue_argv, squeue_name_argv, CliSlurm,
 };
 #[cfg(test)]
 pub use client::MockSlurmClient;

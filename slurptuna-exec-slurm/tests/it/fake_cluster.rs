@@ -426,18 +426,7 @@ async fn a_killed_controller_is_resumed_by_re_adopting_live_jobs() {
         submits_before,
         "live jobs must be re-adopted, not resubmitted"
     );
-    assert_eq!(sink2.chunks(5).len(), 4);
-    assert_eq!(
-        sink2.merged(5).mean().to_bits(),
-        in_process(&j).mean().to_bits()
-    );
-    let mut e = evals(dir.path());
-    e.sort_unstable();
-    assert_eq!(
-        e,
-        (0..16).map(|s| (5, s)).collect::<Vec<_>>(),
-        "no seed recomputed"
-    );
+    assert_each_seed_once(&sink2, &j, dir.path());
     assert_clean(&h).await;
 
     // Resumed again with every chunk done: nothing is submitted at all.
@@ -446,6 +435,56 @@ async fn a_killed_controller_is_resumed_by_re_adopting_live_jobs() {
     within(20, exec3.evaluate(j, &sink3)).await.unwrap();
     assert_eq!(sink3.chunks(5).len(), 4);
     assert_eq!(h.submissions().len(), submits_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_before_recording_a_submission_finds_it_by_name() {
+    let (dir, exec, h) = setup(|c| c);
+    h.set_max_running(1);
+    let j = job("fx-slow", None, 7, 0.5, &spec16(), dir.path());
+    // sbatch accepts the array, but the controller dies before it learns the job id.
+    h.hang_after_next_submit();
+    {
+        let sink = Collect::default();
+        let mut fut = Box::pin(exec.evaluate(j.clone(), &sink));
+        let h2 = h.clone();
+        tokio::select! {
+            _ = &mut fut => panic!("should hang in sbatch"),
+            _ = wait_for(30, "the submission", move || h2.submissions().len() == 1) => {}
+        }
+        std::mem::forget(fut);
+    }
+    drop(exec);
+    assert!(!h.live_tasks().is_empty());
+    let exec2 = SlurmExecutor::new(config(dir.path()), Arc::new(fake_from(&h)));
+    let sink2 = Collect::default();
+    within(60, exec2.evaluate(j.clone(), &sink2)).await.unwrap();
+    assert_eq!(
+        h.submissions().len(),
+        1,
+        "the unrecorded array must be found by its name, not submitted again"
+    );
+    assert!(h.calls().iter().any(|c| matches!(c, FakeCall::Find(_))));
+    assert_each_seed_once(&sink2, &j, dir.path());
+    assert_clean(&h).await;
+}
+
+/// The 16 seeds (4 chunks) of trial `j` were delivered to `sink`, equal to the in-process
+/// result, and each was evaluated exactly once in `cwd`.
+fn assert_each_seed_once(sink: &Collect, j: &TrialJob, cwd: &std::path::Path) {
+    let t = j.trial.0;
+    assert_eq!(sink.chunks(t).len(), 4);
+    assert_eq!(
+        sink.merged(t).mean().to_bits(),
+        in_process(j).mean().to_bits()
+    );
+    let mut e = evals(cwd);
+    e.sort_unstable();
+    assert_eq!(
+        e,
+        (0..16).map(|s| (t, s)).collect::<Vec<_>>(),
+        "a seed was evaluated twice or not at all"
+    );
 }
 
 /// The fake cluster behind a handle, as a client for a second executor.

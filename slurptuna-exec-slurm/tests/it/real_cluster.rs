@@ -401,3 +401,36 @@ async fn real_sigkilled_controller_resumes_without_recomputing() {
     );
     assert_no_jobs_left(tag).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_arrays_are_found_by_their_job_name() {
+    if !cluster("real_arrays_are_found_by_their_job_name") {
+        return;
+    }
+    losses();
+    let tag = "find";
+    let dir = tempfile::tempdir().unwrap();
+    let exec = SlurmExecutor::new(real_config(dir.path(), tag), Arc::new(CliSlurm::new()));
+    let j = job("fx-slow", None, 0, 0.5, &spec16(), dir.path());
+    let sink = Collect::default();
+    let listed = {
+        let mut fut = Box::pin(exec.evaluate(j, &sink));
+        tokio::select! {
+            _ = &mut fut => panic!("the trial should still be running"),
+            _ = wait_for(60, "the array in squeue", || !our_jobs(tag).is_empty()) => {}
+        }
+        our_jobs(tag)
+    };
+    // "123_4 name" or "123_[0-3] name": the array's id and its (unique) name.
+    let (id, name) = listed[0].split_once(' ').unwrap();
+    let array: u64 = id.split('_').next().unwrap().parse().unwrap();
+    let found = CliSlurm::new().find(name.trim()).await.unwrap();
+    assert_eq!(found, vec![JobId(array)], "{listed:?}");
+    assert!(CliSlurm::new()
+        .find(&format!("{name}-no-such-job"))
+        .await
+        .unwrap()
+        .is_empty());
+    exec.shutdown(false).await.unwrap();
+    assert_no_jobs_left(tag).await;
+}
