@@ -239,9 +239,6 @@ pub(crate) struct Estimator<'d> {
     slot: Vec<u32>,
 }
 
-/// Mixtures without [`Blocks`] of at most this many kernels are evaluated densely.
-const DENSE_MAX: usize = 64;
-
 /// Mixtures with at least this many observation kernels get [`Blocks`].
 const BLOCKS_MIN: usize = 64;
 /// Kernels per block.
@@ -758,15 +755,15 @@ impl<'d> Estimator<'d> {
     /// take the remaining dimensions one at a time, dropping out as they fall below.
     pub(crate) fn log_pdf(&self, cands: &Cands, out: &mut [f64], s: &mut Scratch) {
         for (i, out_i) in out.iter_mut().enumerate().take(cands.n) {
-            let (max, _) = self.terms_at(cands, i, s);
+            let max = self.terms_at(cands, i, s);
             *out_i = self.sum_terms(s, max);
         }
     }
 
     /// The terms of the kernels within reach of candidate `i`, left in `s` for
-    /// [`Estimator::sum_terms`]; returns the largest term and how many lie within
-    /// [`NEGLIGIBLE`] of it (so `ln p(x)` is at most the largest plus the log of that count).
-    fn terms_at(&self, cands: &Cands, i: usize, s: &mut Scratch) -> (f64, usize) {
+    /// [`Estimator::sum_terms`]; returns the largest. Small mixtures (no [`Blocks`]) are
+    /// evaluated in full; large ones skip the blocks and kernels that cannot matter.
+    fn terms_at(&self, cands: &Cands, i: usize, s: &mut Scratch) -> f64 {
         let n = cands.n;
         let nk = self.n_kernels;
         let nc = self.cont.len();
@@ -777,8 +774,8 @@ impl<'d> Estimator<'d> {
             acc.resize(nk, 0.0);
             live.resize(nk, 0);
         }
-        if self.blocks.is_none() && nk <= DENSE_MAX {
-            // Small mixtures: every term, in straight passes over contiguous arrays.
+        let Some(b) = &self.blocks else {
+            // Every term, in straight passes over contiguous arrays.
             let acc = &mut acc[..nk];
             acc.copy_from_slice(&self.base[..nk]);
             for j in 0..nc {
@@ -804,165 +801,114 @@ impl<'d> Estimator<'d> {
                 *l = k as u32;
                 max = max.max(*a);
             }
-            let close = acc.iter().filter(|&&a| a > max - NEGLIGIBLE).count();
             s.count = nk;
-            return (max, close);
+            return max;
+        };
+        let acc = &mut acc[..nk];
+        let (mut best, mut best_a) = (prior, f64::NEG_INFINITY);
+        // The prior kernel (last) is wide, so never far from any point: its full
+        // term bounds the largest term from below.
+        let mut a = self.base[prior];
+        for j in 0..first {
+            let t = (cands.cont[j * n + i] - self.cont_mu[j * nk + prior])
+                * self.cont_scale[j * nk + prior];
+            a -= t * t;
         }
-        {
-            if acc.len() < nk {
-                acc.resize(nk, 0.0);
-                live.resize(nk, 0);
+        acc[prior] = a;
+        let mut floor = self.finish_term(cands, i, prior, first, a, f64::NEG_INFINITY)
+            - NEGLIGIBLE
+            - self.disc_bound();
+        live[0] = prior as u32;
+        let mut count = 1;
+        let m = nk - 1;
+        let z0 = cands.cont[i];
+        let z1 = if first == 2 { cands.cont[n + i] } else { 0.0 };
+        for blk in 0..b.lo.len() {
+            let gap = (b.lo[blk] - z0).max(z0 - b.hi[blk]).max(0.0) * b.scale_min[blk];
+            if b.base_max[blk] - gap * gap < floor {
+                continue;
             }
-            let acc = &mut acc[..nk];
-            let mut count = 0;
-            let (mut best, mut best_a) = (prior, f64::NEG_INFINITY);
-            let mut floor;
-            if let Some(b) = &self.blocks {
-                // The prior kernel (last) is wide, so never far from any point: its full
-                // term bounds the largest term from below.
-                let mut a = self.base[prior];
-                for j in 0..first {
-                    let t = (cands.cont[j * n + i] - self.cont_mu[j * nk + prior])
-                        * self.cont_scale[j * nk + prior];
-                    a -= t * t;
-                }
-                acc[prior] = a;
-                floor = self.finish_term(cands, i, prior, first, a, f64::NEG_INFINITY)
-                    - NEGLIGIBLE
-                    - self.disc_bound();
-                live[0] = prior as u32;
-                count = 1;
-                let m = nk - 1;
-                let z0 = cands.cont[i];
-                let z1 = if first == 2 { cands.cont[n + i] } else { 0.0 };
-                for blk in 0..b.lo.len() {
-                    let gap = (b.lo[blk] - z0).max(z0 - b.hi[blk]).max(0.0) * b.scale_min[blk];
-                    if b.base_max[blk] - gap * gap < floor {
-                        continue;
-                    }
-                    let r = blk * BLOCK..((blk + 1) * BLOCK).min(m);
-                    let len = r.len();
-                    let mut part = [0.0f64; BLOCK];
-                    let (mu, sc, base) = (
-                        &self.cont_mu[r.clone()],
-                        &self.cont_scale[r.clone()],
-                        &self.base[r.clone()],
-                    );
-                    for (((p, &mu), &sc), &base) in part.iter_mut().zip(mu).zip(sc).zip(base) {
-                        let t = (z0 - mu) * sc;
-                        *p = base - t * t;
-                    }
-                    if first == 2 {
-                        let r1 = nk + r.start..nk + r.end;
-                        let (mu, sc) = (&self.cont_mu[r1.clone()], &self.cont_scale[r1]);
-                        for ((p, &mu), &sc) in part.iter_mut().zip(mu).zip(sc) {
-                            let t = (z1 - mu) * sc;
-                            *p -= t * t;
-                        }
-                    }
-                    for (k, &a) in r.zip(&part[..len]) {
-                        acc[k] = a;
-                        live[count] = k as u32;
-                        if a >= floor {
-                            count += 1;
-                            if a > best_a {
-                                best_a = a;
-                                best = k;
-                            }
-                        }
-                    }
-                }
-            } else {
-                let base = &self.base[..nk];
-                if first == 0 {
-                    acc.copy_from_slice(base);
-                }
-                for j in 0..first {
-                    let z = cands.cont[j * n + i];
-                    let mu = &self.cont_mu[j * nk..(j + 1) * nk];
-                    let sc = &self.cont_scale[j * nk..(j + 1) * nk];
-                    if j == 0 {
-                        for k in 0..nk {
-                            let t = (z - mu[k]) * sc[k];
-                            acc[k] = base[k] - t * t;
-                        }
-                    } else {
-                        for k in 0..nk {
-                            let t = (z - mu[k]) * sc[k];
-                            acc[k] -= t * t;
-                        }
-                    }
-                }
-                // The prior kernel (last) is wide, so never far from any point: its full term
-                // bounds the largest term from below.
-                floor = self.finish_term(cands, i, prior, first, acc[prior], f64::NEG_INFINITY)
-                    - NEGLIGIBLE
-                    - self.disc_bound();
-                for (k, &a) in acc.iter().enumerate() {
-                    live[count] = k as u32;
-                    if a >= floor {
-                        count += 1;
-                        if a > best_a {
-                            best_a = a;
-                            best = k;
-                        }
-                    }
+            let r = blk * BLOCK..((blk + 1) * BLOCK).min(m);
+            let len = r.len();
+            let mut part = [0.0f64; BLOCK];
+            let (mu, sc, base) = (
+                &self.cont_mu[r.clone()],
+                &self.cont_scale[r.clone()],
+                &self.base[r.clone()],
+            );
+            for (((p, &mu), &sc), &base) in part.iter_mut().zip(mu).zip(sc).zip(base) {
+                let t = (z0 - mu) * sc;
+                *p = base - t * t;
+            }
+            if first == 2 {
+                let r1 = nk + r.start..nk + r.end;
+                let (mu, sc) = (&self.cont_mu[r1.clone()], &self.cont_scale[r1]);
+                for ((p, &mu), &sc) in part.iter_mut().zip(mu).zip(sc) {
+                    let t = (z1 - mu) * sc;
+                    *p -= t * t;
                 }
             }
-            // The full term of the best partial one raises the bound.
-            if best != prior {
-                let a = self.finish_term(cands, i, best, first, best_a, f64::NEG_INFINITY);
-                floor = floor.max(a - NEGLIGIBLE - self.disc_bound());
-            }
-            // Two dimensions per pass (a kernel dropped one dimension later ends below the
-            // floor all the same: terms only decrease).
-            let mut j = first;
-            while j + 1 < nc {
-                let (z, z2) = (cands.cont[j * n + i], cands.cont[(j + 1) * n + i]);
-                let mu = &self.cont_mu[j * nk..(j + 2) * nk];
-                let sc = &self.cont_scale[j * nk..(j + 2) * nk];
-                let mut kept = 0;
-                for r in 0..count {
-                    let k = live[r] as usize;
-                    let t = (z - mu[k]) * sc[k];
-                    let t2 = (z2 - mu[nk + k]) * sc[nk + k];
-                    let a = acc[k] - t * t - t2 * t2;
-                    acc[k] = a;
-                    live[kept] = k as u32;
-                    kept += usize::from(a >= floor);
-                }
-                count = kept;
-                j += 2;
-            }
-            if j < nc {
-                let z = cands.cont[j * n + i];
-                let mu = &self.cont_mu[j * nk..(j + 1) * nk];
-                let sc = &self.cont_scale[j * nk..(j + 1) * nk];
-                let mut kept = 0;
-                for r in 0..count {
-                    let k = live[r] as usize;
-                    let t = (z - mu[k]) * sc[k];
-                    let a = acc[k] - t * t;
-                    acc[k] = a;
-                    live[kept] = k as u32;
-                    kept += usize::from(a >= floor);
-                }
-                count = kept;
-            }
-            let mut max = f64::NEG_INFINITY;
-            for &k in &live[..count] {
-                let k = k as usize;
-                let a = self.finish_term(cands, i, k, nc, acc[k], floor);
+            for (k, &a) in r.zip(&part[..len]) {
                 acc[k] = a;
-                max = max.max(a);
+                live[count] = k as u32;
+                if a >= floor {
+                    count += 1;
+                    if a > best_a {
+                        best_a = a;
+                        best = k;
+                    }
+                }
             }
-            let close = live[..count]
-                .iter()
-                .filter(|&&k| acc[k as usize] > max - NEGLIGIBLE)
-                .count();
-            s.count = count;
-            (max, close)
         }
+        // The full term of the best partial one raises the bound.
+        if best != prior {
+            let a = self.finish_term(cands, i, best, first, best_a, f64::NEG_INFINITY);
+            floor = floor.max(a - NEGLIGIBLE - self.disc_bound());
+        }
+        // Two dimensions per pass (a kernel dropped one dimension later ends below the
+        // floor all the same: terms only decrease).
+        let mut j = first;
+        while j + 1 < nc {
+            let (z, z2) = (cands.cont[j * n + i], cands.cont[(j + 1) * n + i]);
+            let mu = &self.cont_mu[j * nk..(j + 2) * nk];
+            let sc = &self.cont_scale[j * nk..(j + 2) * nk];
+            let mut kept = 0;
+            for r in 0..count {
+                let k = live[r] as usize;
+                let t = (z - mu[k]) * sc[k];
+                let t2 = (z2 - mu[nk + k]) * sc[nk + k];
+                let a = acc[k] - t * t - t2 * t2;
+                acc[k] = a;
+                live[kept] = k as u32;
+                kept += usize::from(a >= floor);
+            }
+            count = kept;
+            j += 2;
+        }
+        if j < nc {
+            let z = cands.cont[j * n + i];
+            let mu = &self.cont_mu[j * nk..(j + 1) * nk];
+            let sc = &self.cont_scale[j * nk..(j + 1) * nk];
+            let mut kept = 0;
+            for r in 0..count {
+                let k = live[r] as usize;
+                let t = (z - mu[k]) * sc[k];
+                let a = acc[k] - t * t;
+                acc[k] = a;
+                live[kept] = k as u32;
+                kept += usize::from(a >= floor);
+            }
+            count = kept;
+        }
+        let mut max = f64::NEG_INFINITY;
+        for &k in &live[..count] {
+            let k = k as usize;
+            let a = self.finish_term(cands, i, k, nc, acc[k], floor);
+            acc[k] = a;
+            max = max.max(a);
+        }
+        s.count = count;
+        max
     }
 
     /// `ln p(x)` from the terms left by [`Estimator::terms_at`] and their largest, `max`.
