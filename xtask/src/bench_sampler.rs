@@ -568,7 +568,9 @@ fn fmt_time(s: f64) -> String {
     }
 }
 
-/// Seconds per ask of our default TPE with `n` random sphere trials in the history.
+/// Seconds per ask of our default TPE with `n` random sphere trials in the history. Also
+/// prints an order-sensitive checksum of the proposals, equal between builds that propose
+/// alike (a speed change must not change it).
 fn time_ours(n: u64, d: usize) -> Result<f64> {
     let space = ParamSpace::new(floats("x", d, -5.0, 5.0, false))?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -590,6 +592,7 @@ fn time_ours(n: u64, d: usize) -> Result<f64> {
         })
         .collect();
     let sampler = TpeSampler::new(0);
+    let mut checksum = 0u64;
     // Like the Python side (ask + suggest + tell): every trial is told, so the history grows
     // by one per ask and nothing is reused beyond what a real study allows.
     let mut ask_tell = |t: u64| -> Result<()> {
@@ -605,6 +608,9 @@ fn time_ours(n: u64, d: usize) -> Result<f64> {
             .map(|i| params.get(&format!("x{i}")).and_then(|v| v.as_f64()))
             .collect::<Option<_>>()
             .with_context(|| format!("ask {t}: missing parameter"))?;
+        for v in &x {
+            checksum = (checksum ^ v.to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
+        }
         history.push(TrialRecord {
             number: TrialNumber(history.len() as u64),
             params,
@@ -624,7 +630,12 @@ fn time_ours(n: u64, d: usize) -> Result<f64> {
     for t in 0..reps {
         ask_tell(t)?;
     }
-    Ok(start.elapsed().as_secs_f64() / reps as f64)
+    let per = start.elapsed().as_secs_f64() / reps as f64;
+    eprintln!(
+        "bench sampler: ours n={n} d={d}: {:.1} µs per trial, proposal checksum {checksum:016x}",
+        per * 1e6
+    );
+    Ok(per)
 }
 
 // ---------------------------------------------------------------------------------------------
