@@ -13,6 +13,8 @@ mod crash;
 mod distributed;
 /// optimize_entries: per-entry studies, labels, partial failure.
 mod entries;
+/// Run directories of the previous release resume to the same result.
+mod legacy;
 /// Worker processes (`use_processes`): a loss that aborts fails its trial only.
 mod processes;
 /// Resume: totals, same sequence as an uninterrupted run, refused on mismatch, locks.
