@@ -81,6 +81,17 @@ pub enum CoreError {
     /// The operation was cancelled (Ctrl-C, SIGTERM, or a dropped future).
     #[error("cancelled")]
     Cancelled,
+    /// An implementation broke its trait's contract (found by a conformance suite of
+    /// `testing`).
+    #[error("{suite} suite, check '{check}': {detail}")]
+    Conformance {
+        /// `executor`, `sampler` or `store`.
+        suite: &'static str,
+        /// The check that failed.
+        check: &'static str,
+        /// What was expected and what happened.
+        detail: String,
+    },
 }
 
 impl CoreError {

@@ -12,7 +12,7 @@ use crate::evaluate::ChunkResult;
 use crate::hash::Fnv64;
 use crate::params::Params;
 use crate::seeds::SeedLayout;
-use crate::trial::{ChunkIndex, TrialNumber};
+use crate::trial::{ChunkIndex, ChunkKey, TrialNumber};
 
 /// One trial's evaluation request.
 #[derive(Clone, Debug)]
@@ -38,7 +38,7 @@ pub struct TrialJob {
 impl TrialJob {
     /// The key a result of chunk `c` must carry to be reused: a hash of the loss, entry, trial
     /// number, parameters and the chunk's seeds. A stored result with another key is stale.
-    pub fn chunk_key(&self, c: ChunkIndex) -> String {
+    pub fn chunk_key(&self, c: ChunkIndex) -> ChunkKey {
         chunk_key(
             &self.loss_name,
             self.entry_id.as_deref(),
@@ -58,7 +58,7 @@ pub fn chunk_key(
     params: &Params,
     layout: &SeedLayout,
     c: ChunkIndex,
-) -> String {
+) -> ChunkKey {
     let mut h = Fnv64::new();
     h.write(loss_name.as_bytes());
     h.write(&[0]);
@@ -68,30 +68,76 @@ pub fn chunk_key(
     h.write(params.to_json().as_bytes());
     h.write(&c.0.to_le_bytes());
     h.write(&layout.chunk_fingerprint(c).to_le_bytes());
-    format!("{:016x}", h.finish())
+    ChunkKey::new(format!("{:016x}", h.finish()))
+}
+
+/// What kind of failure ended a trial attempt. Backends decide retries on it; the reason text
+/// is for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The loss failed on a seed: it returned an error, panicked or returned NaN.
+    Loss,
+    /// A worker process died (signal, non-zero exit) before it delivered its result.
+    Crashed,
+    /// The scheduler ended the task without success (`FAILED`, `OUT_OF_MEMORY`, `CANCELLED`,
+    /// `NODE_FAIL`, ...); the scheduler's own state is in [`TrialFailure::state`].
+    Scheduler,
+    /// The scheduler killed the task at its time limit (Slurm's `TIMEOUT`).
+    TimeLimit,
+    /// The attempt did not finish within the attempt timeout (queue time counts); it was
+    /// cancelled.
+    AttemptTimeout,
+    /// The task left the queue without a result and without a final state.
+    Vanished,
+    /// The task finished successfully but wrote no result.
+    NoResult,
+    /// Anything else (a backend's own reason).
+    Other,
 }
 
 /// Why a trial failed. The trial is recorded as FAILED with this reason and the study goes on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrialFailure {
+    /// What kind of failure it was.
+    pub kind: FailureKind,
     /// Human-readable reason: what failed, where (seed / chunk / job), and the backend's state.
     pub reason: String,
     /// The chunk that failed, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk: Option<ChunkIndex>,
-    /// The scheduler state (`FAILED`, `TIMEOUT`, ...), if any.
+    /// The scheduler's name for the state (`FAILED`, `TIMEOUT`, ...), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
 }
 
 impl TrialFailure {
-    /// A failure with only a reason.
-    pub fn new(reason: impl Into<String>) -> Self {
+    /// A failure of `kind` with a reason.
+    pub fn new(kind: FailureKind, reason: impl Into<String>) -> Self {
         Self {
+            kind,
             reason: reason.into(),
             chunk: None,
             state: None,
         }
+    }
+
+    /// A failure of the loss itself ([`FailureKind::Loss`]).
+    pub fn loss(reason: impl Into<String>) -> Self {
+        Self::new(FailureKind::Loss, reason)
+    }
+
+    /// The same failure, located in chunk `c`.
+    pub fn in_chunk(mut self, c: ChunkIndex) -> Self {
+        self.chunk = Some(c);
+        self
+    }
+
+    /// The same failure, with the scheduler's name for the state.
+    pub fn with_state(mut self, state: impl Into<String>) -> Self {
+        self.state = Some(state.into());
+        self
     }
 }
 

@@ -26,9 +26,12 @@
 //! assert_eq!(layout.num_chunks(), 1);
 //! ```
 
+mod backend;
 mod error;
 mod evaluate;
 mod executor;
+#[cfg(feature = "fs")]
+pub mod fs;
 mod hash;
 mod loss;
 mod mode;
@@ -44,25 +47,28 @@ mod trial;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use backend::{Backend, BackendEnv, WorkerCommand};
 pub use error::{BoxError, CoreError, Result};
 pub use evaluate::{evaluate_chunk, evaluate_seeds, ChunkResult, SeedFailure, SeedTask};
-pub use executor::{chunk_key, ChunkSink, ExecError, Executor, TrialFailure, TrialJob};
+pub use executor::{
+    chunk_key, ChunkSink, ExecError, Executor, FailureKind, TrialFailure, TrialJob,
+};
 pub use hash::{fingerprint_hex, Fnv64};
 pub use loss::{
     loss, registered_loss, registered_loss_names, validate_name, Context, LossBuilder,
     LossDefinition, LossFn, LossResult, LossValue,
 };
-pub use mode::{execution_mode, Direction, ExecutionMode};
+pub use mode::Direction;
 pub use params::{ParamValue, Params};
 pub use sampler::{AskContext, Sampler};
 pub use seeds::{SeedLayout, SeedList, SeedSpec, DEFAULT_CHUNK_SIZE, DEFAULT_NUM_CHUNKS};
-pub use space::{search_param, Bound, Distribution, ParamSpace, SearchParam};
+pub use space::{search_param, Bound, Distribution, Dtype, DtypeName, ParamSpace, SearchParam};
 pub use stats::SeedStats;
 pub use store::{
     best_of, ResumeRecord, RunHistory, RunMeta, RunSummary, Store, StoredChunk, TrialEvent,
 };
 pub use time::format_utc;
-pub use trial::{ChunkIndex, TrialNumber, TrialRecord, TrialState};
+pub use trial::{ChunkIndex, ChunkKey, TrialNumber, TrialRecord, TrialState};
 
 /// Version of the run-directory format written by this release.
 pub const RUN_FORMAT_VERSION: u32 = 1;

@@ -104,8 +104,8 @@ impl Context {
     }
 
     /// The number of the trial this evaluation belongs to (0-based, unique within a run).
-    pub fn trial_number(&self) -> u64 {
-        self.trial_number.0
+    pub fn trial_number(&self) -> TrialNumber {
+        self.trial_number
     }
 
     /// The seed being evaluated.

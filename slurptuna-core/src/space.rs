@@ -37,6 +37,61 @@ pub struct SearchParam {
     log: bool,
 }
 
+/// The value type of a search parameter (see [`SearchParam::dtype`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dtype {
+    /// Floats on a linear scale (the default for ranges).
+    Float,
+    /// Whole numbers on a linear scale.
+    Int,
+    /// Floats on a log scale (`low > 0`).
+    Log,
+    /// Whole numbers on a log scale (`low > 0`).
+    IntLog,
+    /// Text choices.
+    Str,
+    /// `true` / `false` choices.
+    Bool,
+}
+
+impl Dtype {
+    /// The name of the seed's API: `float`, `int`, `log`, `int_log`, `str`, `bool`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::Float => "float",
+            Dtype::Int => "int",
+            Dtype::Log => "log",
+            Dtype::IntLog => "int_log",
+            Dtype::Str => "str",
+            Dtype::Bool => "bool",
+        }
+    }
+}
+
+/// A dtype as given to [`SearchParam::dtype`]: a [`Dtype`] or its name (checked when the loss is
+/// built, so that the error can name the parameter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DtypeName(String);
+
+impl From<Dtype> for DtypeName {
+    fn from(d: Dtype) -> Self {
+        DtypeName(d.as_str().to_string())
+    }
+}
+
+impl From<&str> for DtypeName {
+    fn from(s: &str) -> Self {
+        DtypeName(s.to_string())
+    }
+}
+
+impl From<String> for DtypeName {
+    fn from(s: String) -> Self {
+        DtypeName(s)
+    }
+}
+
 /// Starts a [`SearchParam`]: then `.range(lo, hi)` or `.allowed([...])`, optionally `.dtype(..)`,
 /// `.step(..)`, `.log(true)`.
 pub fn search_param() -> SearchParam {
@@ -60,10 +115,17 @@ impl SearchParam {
         self
     }
 
-    /// The value type: `"float"` (default for ranges), `"int"`, `"log"` (log-scale float),
-    /// `"int_log"` (log-scale int); for choices `"str"`, `"int"`, `"float"`, `"bool"`.
-    pub fn dtype(mut self, dtype: &str) -> Self {
-        self.dtype = Some(dtype.to_string());
+    /// The value type: a [`Dtype`], or its name as in the seed's API: `"float"` (default for
+    /// ranges), `"int"`, `"log"` (log-scale float), `"int_log"` (log-scale int); for choices
+    /// `"str"`, `"int"`, `"float"`, `"bool"`. A name that is none of these is an error naming
+    /// the parameter when the loss is built.
+    ///
+    /// ```
+    /// use slurptuna_core::{search_param, Dtype};
+    /// assert_eq!(search_param().range(1, 8).dtype(Dtype::Int), search_param().range(1, 8).dtype("int"));
+    /// ```
+    pub fn dtype(mut self, dtype: impl Into<DtypeName>) -> Self {
+        self.dtype = Some(dtype.into().0);
         self
     }
 

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::evaluate::ChunkResult;
-use crate::mode::{Direction, ExecutionMode};
+use crate::mode::Direction;
 use crate::params::Params;
 use crate::space::ParamSpace;
 use crate::stats::SeedStats;
-use crate::trial::{ChunkIndex, TrialNumber, TrialRecord, TrialState};
+use crate::trial::{ChunkIndex, ChunkKey, TrialNumber, TrialRecord, TrialState};
 
 /// One record of a run's append-only journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub enum TrialEvent {
         /// Chunk index.
         chunk: ChunkIndex,
         /// Result key (hash of loss, entry, trial, params, seeds).
-        key: String,
+        key: ChunkKey,
         /// The chunk's statistics (and per-seed values when kept).
         #[serde(flatten)]
         result: ChunkResult,
@@ -74,7 +74,7 @@ impl TrialEvent {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredChunk {
     /// Result key it was stored under.
-    pub key: String,
+    pub key: ChunkKey,
     /// The result.
     pub result: ChunkResult,
 }
@@ -218,8 +218,12 @@ pub struct RunMeta {
     pub run_name: String,
     /// The run directory (as given, relative to the working directory if `run_root` is).
     pub run_dir: String,
-    /// `single` or `distributed`.
-    pub mode: ExecutionMode,
+    /// `single` or `distributed` (the execution mode of the seed's API).
+    pub mode: String,
+    /// The backend that evaluated the seeds (`threads`, `processes`, `slurm`, or a backend of
+    /// the user's own). Runs written before backends were recorded have none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub backend: String,
     /// Target number of finished trials (a total, including earlier sessions).
     pub n_trials: u64,
     /// Entry id (`optimize_entries`), else null.
@@ -238,14 +242,8 @@ pub struct RunMeta {
     pub num_chunks: u64,
     /// Trials in flight at once.
     pub max_concurrent_trials: u64,
-    /// Cap on running array tasks.
-    pub array_parallelism_limit: Option<u64>,
     /// Seeds in parallel per worker.
     pub worker_parallelism: u64,
-    /// Wall-time limit per task, seconds.
-    pub worker_time_limit_seconds: u64,
-    /// Slurm QoS, if any.
-    pub slurm_qos: Option<String>,
     /// Optimisation direction.
     pub direction: Direction,
     /// Sampler seed.
@@ -271,6 +269,11 @@ pub struct RunMeta {
     /// Best params at completion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_params: Option<Params>,
+    /// The settings of the run's backends as each backend names them (for Slurm the original's
+    /// `array_parallelism_limit`, `worker_time_limit_seconds`, `slurm_qos`, ...), stored at the
+    /// top level of `meta.json` beside the fields above. Not compared on resume.
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 impl RunMeta {
@@ -341,7 +344,7 @@ pub struct RunSummary {
 ///   process. A crash mid-append leaves at most one torn record, which `load` skips.
 /// - `load` returns the fold of every whole event appended so far, in order.
 /// - `write_meta` / `write_summary` replace the document atomically: a reader sees the old or the
-///   new one, never a mix.
+///   new one, never a mix; `read_meta` / `read_summary` return the last one written, equal to it.
 pub trait Store: Send + Sync {
     /// A short name for messages (`"fs"`, `"memory"`).
     fn name(&self) -> &'static str;
@@ -355,6 +358,8 @@ pub trait Store: Send + Sync {
     fn write_meta(&self, meta: &RunMeta) -> Result<()>;
     /// Replaces `summary.json`.
     fn write_summary(&self, summary: &RunSummary) -> Result<()>;
+    /// The stored `summary.json`, if any.
+    fn read_summary(&self) -> Result<Option<RunSummary>>;
     /// The run directory, for stores that have one.
     fn run_dir(&self) -> Option<&Path>;
     /// A directory for one trial's files (created on demand), for stores that have one.
@@ -379,6 +384,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn write_summary(&self, summary: &RunSummary) -> Result<()> {
         (**self).write_summary(summary)
+    }
+    fn read_summary(&self) -> Result<Option<RunSummary>> {
+        (**self).read_summary()
     }
     fn run_dir(&self) -> Option<&Path> {
         (**self).run_dir()

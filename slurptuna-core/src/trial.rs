@@ -20,6 +20,18 @@ impl fmt::Display for TrialNumber {
     }
 }
 
+impl PartialEq<u64> for TrialNumber {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<TrialNumber> for u64 {
+    fn from(n: TrialNumber) -> u64 {
+        n.0
+    }
+}
+
 /// The index of a chunk of seeds within a trial (0-based; a Slurm array task id).
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -86,5 +98,36 @@ impl TrialRecord {
     /// True once the trial is complete or failed.
     pub fn is_finished(&self) -> bool {
         !matches!(self.state, TrialState::Running)
+    }
+}
+
+/// The key a stored chunk result carries: a hash of the loss, entry, trial number, parameters
+/// and the chunk's seeds (see `TrialJob::chunk_key`). A stored result whose key differs from the
+/// one a trial expects is stale and recomputed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ChunkKey(String);
+
+impl ChunkKey {
+    /// A key from its text (as stored in journals and chunk files).
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChunkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ChunkKey {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
     }
 }

@@ -172,6 +172,9 @@ impl Store for FsStore {
     fn write_summary(&self, summary: &RunSummary) -> slurptuna_core::Result<()> {
         Ok(self.write_summary_doc(summary)?)
     }
+    fn read_summary(&self) -> slurptuna_core::Result<Option<RunSummary>> {
+        Ok(self.read_summary_doc()?)
+    }
     fn run_dir(&self) -> Option<&Path> {
         Some(&self.run_dir)
     }

@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use slurptuna_core::{
-    fingerprint_hex, ChunkIndex, ChunkResult, Params, RunHistory, SeedStats, TrialEvent,
+    fingerprint_hex, ChunkIndex, ChunkKey, ChunkResult, Params, RunHistory, SeedStats, TrialEvent,
     TrialNumber,
 };
 
@@ -377,7 +377,7 @@ fn scan(path: &Path, run_dir: &Path) -> Result<Scan> {
             out.history.apply(TrialEvent::ChunkDone {
                 trial: c.trial,
                 chunk: c.chunk,
-                key: c.key,
+                key: ChunkKey::new(c.key),
                 result: ChunkResult {
                     stats: c.stats,
                     values,
@@ -511,7 +511,7 @@ impl Journal {
             },
         } = event
         {
-            let path = values_path(&self.run_dir, *trial, *chunk, key);
+            let path = values_path(&self.run_dir, *trial, *chunk, key.as_str());
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
             }
@@ -535,7 +535,7 @@ impl Journal {
             } => LineOut::ChunkDone {
                 trial: *trial,
                 chunk: *chunk,
-                key,
+                key: key.as_str(),
                 stats: (&result.stats).into(),
                 values: values_ref,
             },

@@ -5,7 +5,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use slurptuna_core::{
-    ChunkIndex, ChunkResult, Direction, ExecutionMode, ParamSpace, Params, RunMeta, SearchParam,
+    ChunkIndex, ChunkKey, ChunkResult, Direction, ParamSpace, Params, RunMeta, SearchParam,
     SeedStats, TrialEvent, TrialNumber,
 };
 
@@ -148,7 +148,8 @@ pub(crate) fn meta(loss: &str) -> RunMeta {
         description: "a test loss".into(),
         run_name: String::new(),
         run_dir: String::new(),
-        mode: ExecutionMode::Single,
+        mode: "single".into(),
+        backend: "threads".into(),
         n_trials: 10,
         entry_id: None,
         started_at_utc: "2024-01-01T00:00:00.000000+00:00".into(),
@@ -158,10 +159,7 @@ pub(crate) fn meta(loss: &str) -> RunMeta {
         chunk_size: 10,
         num_chunks: 10,
         max_concurrent_trials: 1,
-        array_parallelism_limit: None,
         worker_parallelism: 1,
-        worker_time_limit_seconds: 7200,
-        slurm_qos: Some("short".into()),
         direction: Direction::Minimize,
         random_seed: 123,
         sampler: "tpe".into(),
@@ -172,6 +170,19 @@ pub(crate) fn meta(loss: &str) -> RunMeta {
         duration_seconds: None,
         best_value: None,
         best_params: None,
+        settings: [
+            (
+                "array_parallelism_limit".to_string(),
+                serde_json::Value::Null,
+            ),
+            ("slurm_qos".to_string(), serde_json::json!("short")),
+            (
+                "worker_time_limit_seconds".to_string(),
+                serde_json::json!(7200),
+            ),
+        ]
+        .into_iter()
+        .collect(),
     }
 }
 
@@ -206,7 +217,7 @@ pub(crate) fn trial_events(t: u64, chunks: u64, keep_values: bool) -> Vec<TrialE
         ev.push(TrialEvent::ChunkDone {
             trial,
             chunk: ChunkIndex(c),
-            key: format!("key-{t}-{c}"),
+            key: ChunkKey::new(format!("key-{t}-{c}")),
             result: ChunkResult {
                 stats,
                 values: keep_values.then_some(v),

@@ -1,0 +1,94 @@
+//! `MemoryStore`: the in-memory [`Store`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{CoreError, Result};
+use crate::store::{RunHistory, RunMeta, RunSummary, Store, TrialEvent};
+use crate::trial::TrialNumber;
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    events: Vec<TrialEvent>,
+    meta: Option<RunMeta>,
+    summary: Option<RunSummary>,
+    fail_appends: bool,
+}
+
+/// A [`Store`] in memory. Clones share state, so a test keeps a clone to inspect.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<MemoryInner>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    fn lock(&self) -> MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Every event appended so far.
+    pub fn events(&self) -> Vec<TrialEvent> {
+        self.lock().events.clone()
+    }
+    /// The last summary written.
+    pub fn summary(&self) -> Option<RunSummary> {
+        self.lock().summary.clone()
+    }
+    /// Makes every later `append` fail (to test that the controller stops).
+    pub fn fail_appends(&self, fail: bool) {
+        self.lock().fail_appends = fail;
+    }
+}
+
+impl Store for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+    fn append(&self, event: &TrialEvent) -> Result<()> {
+        let mut g = self.lock();
+        if g.fail_appends {
+            return Err(CoreError::Store {
+                store: "memory",
+                source: "append failed (scripted)".into(),
+            });
+        }
+        g.events.push(event.clone());
+        Ok(())
+    }
+    fn load(&self) -> Result<RunHistory> {
+        Ok(RunHistory::from_events(self.lock().events.clone()))
+    }
+    fn read_meta(&self) -> Result<Option<RunMeta>> {
+        Ok(self.lock().meta.clone())
+    }
+    fn write_meta(&self, meta: &RunMeta) -> Result<()> {
+        self.lock().meta = Some(meta.clone());
+        Ok(())
+    }
+    fn write_summary(&self, summary: &RunSummary) -> Result<()> {
+        self.lock().summary = Some(summary.clone());
+        Ok(())
+    }
+    fn read_summary(&self) -> Result<Option<RunSummary>> {
+        Ok(self.lock().summary.clone())
+    }
+    fn run_dir(&self) -> Option<&Path> {
+        None
+    }
+    fn trial_dir(&self, _trial: TrialNumber) -> Result<Option<PathBuf>> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_passes_the_suite() {
+        crate::testing::store_suite(&MemoryStore::new()).unwrap();
+    }
+}
