@@ -2,6 +2,8 @@
 
 /// Model behaviour: failed trials excluded, the direction honoured, TPE beats random.
 mod behaviour;
+/// Regression pins: checksums of every proposal along fixed runs must never change.
+mod checksums;
 /// Shared test utilities: spaces, objective loops, history records.
 mod common;
 /// Determinism: a fixed seed gives the same sequence; a resumed run proposes the same.

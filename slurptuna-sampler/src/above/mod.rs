@@ -16,65 +16,22 @@
 //! the same operations in the same order whatever leaf holds it, and the terms are summed in
 //! exact fixed-point arithmetic, which is order-independent. A sampler with a fresh memo
 //! proposes bit for bit what a long-lived one does.
+//!
+//! The k-d tree itself (leaves, splits, bounds) is in [`kdtree`]; this module keeps the
+//! members, their bandwidths and shapes, the weights and the log-density.
+
+mod kdtree;
 
 use std::cell::Cell;
 use std::f64::consts::FRAC_1_SQRT_2;
 
+use self::kdtree::{KdTree, Kernels, Node, LEAF};
 use crate::dims::NumDim;
 use crate::math::{log_gauss_mass, LN_SQRT_2PI};
 use crate::parzen::{
     central_log_mass, disc_bound, observation_weights, Cands, Model, ParzenParams, Table,
     NEGLIGIBLE,
 };
-
-/// Kernels per leaf at most; a full leaf splits in two.
-const LEAF: usize = 32;
-/// Kernels per leaf when the tree is built in one go.
-const LEAF_BUILD: usize = 16;
-/// No row / no leaf.
-const NONE: u32 = u32::MAX;
-
-/// A node of the k-d tree.
-#[derive(Clone, Copy, Debug)]
-enum Node {
-    /// Rows ordered before `(value in cont dim, row)` go left.
-    Inner {
-        dim: u32,
-        value: f64,
-        row: u32,
-        left: u32,
-        right: u32,
-    },
-    Leaf(u32),
-}
-
-/// The kernels of one leaf: continuous means and scales `[j * LEAF + i]`, shapes (see
-/// `AboveMixture::shape`; `−∞` in free slots).
-#[derive(Clone, Debug)]
-struct Leaf {
-    rows: Vec<u32>,
-    mu: Vec<f64>,
-    scale: Vec<f64>,
-    shape: Vec<f64>,
-    /// Whether the bounds need recomputing (the leaf is then listed in
-    /// `AboveMixture::stale`).
-    dirty: bool,
-    /// Its node.
-    node: u32,
-}
-
-impl Leaf {
-    fn new(nc: usize, node: u32) -> Self {
-        Leaf {
-            rows: Vec::with_capacity(LEAF),
-            mu: vec![0.0; nc * LEAF],
-            scale: vec![0.0; nc * LEAF],
-            shape: vec![f64::NEG_INFINITY; LEAF],
-            dirty: false,
-            node,
-        }
-    }
-}
 
 /// The prior kernel's constants.
 #[derive(Clone, Debug, Default)]
@@ -132,26 +89,13 @@ pub(crate) struct AboveMixture {
     sigma: Vec<Vec<f64>>,
     lmass: Vec<Vec<f64>>,
     mu_at: Vec<Vec<f64>>,
-    /// Per continuous dimension and row: the value (split key of the tree).
-    vals: Vec<Vec<f64>>,
     /// Per row: `−Σ_cont (ln σ + ln mass) − n_cont · ln √(2π)`.
     shape: Vec<f64>,
-    /// Per row: its leaf and slot.
-    leaf_of: Vec<u32>,
     /// Rows whose bandwidths changed since their shape was computed.
     changed: Vec<u32>,
     is_changed: Vec<bool>,
-    nodes: Vec<Node>,
-    /// Per node: its parent (`NONE` for the root).
-    parent: Vec<u32>,
-    /// Leaves whose bounds need recomputing, and per node a scratch mark.
-    stale: Vec<u32>,
-    marked: Vec<bool>,
-    /// Per node, `3 · n_cont` values: the box of the continuous means (lowest, then
-    /// highest) and the smallest scale per continuous dimension; per node the largest shape.
-    bounds: Vec<f64>,
-    bmax: Vec<f64>,
-    leaves: Vec<Leaf>,
+    /// The member kernels, in the leaves of a k-d tree over their continuous means.
+    tree: KdTree,
     prior: Prior,
     /// Per categorical dimension: `ln` of the hit, miss and prior probabilities.
     cat_ln: Vec<(f64, f64, f64)>,
@@ -304,12 +248,12 @@ impl AboveMixture {
         if self.member.len() < rows {
             self.member.resize(rows, false);
             self.shape.resize(rows, 0.0);
-            self.leaf_of.resize(rows, NONE);
+            self.tree.grow(rows);
             self.is_changed.resize(rows, false);
             for v in self.sigma.iter_mut().chain(&mut self.mu_at) {
                 v.resize(rows, f64::NAN);
             }
-            for v in self.lmass.iter_mut().chain(&mut self.vals) {
+            for v in &mut self.lmass {
                 v.resize(rows, 0.0);
             }
         }
@@ -348,8 +292,6 @@ impl AboveMixture {
         self.m = rows - below.len();
         self.shape.clear();
         self.shape.resize(rows, 0.0);
-        self.leaf_of.clear();
-        self.leaf_of.resize(rows, NONE);
         self.is_changed.clear();
         self.is_changed.resize(rows, false);
         self.changed.clear();
@@ -362,12 +304,6 @@ impl AboveMixture {
         self.lmass.resize(nn, Vec::new());
         self.mu_at.resize(nn, Vec::new());
         self.sorted.resize(nn, Vec::new());
-        self.vals.resize(self.cont.len(), Vec::new());
-        for (j, v) in self.vals.iter_mut().enumerate() {
-            let col = self.cont[j].0;
-            v.clear();
-            v.extend((0..rows).map(|r| table.get(r, col)));
-        }
         for j in 0..nn {
             self.sigma[j].resize(rows, f64::NAN);
             self.lmass[j].resize(rows, 0.0);
@@ -401,7 +337,13 @@ impl AboveMixture {
             self.is_changed[r as usize] = false;
         }
         self.changed.clear();
-        self.build_tree(table, members);
+        let kernels = Kernels {
+            table,
+            cont: &self.cont,
+            sigma: &self.sigma,
+            shape: &self.shape,
+        };
+        self.tree.build(&kernels, rows, members);
         // The prior kernel.
         let mut prior = Prior::default();
         let mut prod = 1.0;
@@ -523,17 +465,7 @@ impl AboveMixture {
                 continue;
             }
             self.shape[r] = self.shape_of(r);
-            let at = self.leaf_of[r];
-            if at == NONE {
-                continue;
-            }
-            let (leaf, slot) = ((at >> 8) as usize, (at & 0xff) as usize);
-            let l = &mut self.leaves[leaf];
-            for j in 0..self.cont.len() {
-                l.scale[j * LEAF + slot] = FRAC_1_SQRT_2 * (1.0 / self.sigma[j][r]);
-            }
-            l.shape[slot] = self.shape[r];
-            self.touch(leaf);
+            self.tree.update(r, &self.sigma, self.shape[r]);
         }
         self.changed = changed;
         self.changed.clear();
@@ -544,9 +476,6 @@ impl AboveMixture {
         let ri = r as usize;
         self.member[ri] = true;
         self.m += 1;
-        for (v, &(col, _)) in self.vals.iter_mut().zip(&self.cont) {
-            v[ri] = table.get(ri, col);
-        }
         for j in 0..self.n_num() {
             let col = self.num_dim(j).0;
             let mut order = std::mem::take(&mut self.sorted[j]);
@@ -559,13 +488,19 @@ impl AboveMixture {
             self.sorted[j] = order;
         }
         self.mark(ri);
-        self.tree_insert(table, r);
+        let kernels = Kernels {
+            table,
+            cont: &self.cont,
+            sigma: &self.sigma,
+            shape: &self.shape,
+        };
+        self.tree.insert(&kernels, r);
     }
 
     /// Removes row `r`.
     fn remove(&mut self, table: &Table, r: u32, p: &ParzenParams) {
         let ri = r as usize;
-        self.tree_remove(r);
+        self.tree.remove(r);
         self.member[ri] = false;
         self.m -= 1;
         for j in 0..self.n_num() {
@@ -580,189 +515,6 @@ impl AboveMixture {
             }
             self.sorted[j] = order;
         }
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // The tree
-
-    /// The split key of row `r` along continuous dimension `j` (0 when there is none).
-    fn key(&self, j: usize, r: u32) -> f64 {
-        self.vals.get(j).map_or(0.0, |v| v[r as usize])
-    }
-
-    fn build_tree(&mut self, table: &Table, mut rows: Vec<u32>) {
-        self.nodes.clear();
-        self.leaves.clear();
-        self.parent.clear();
-        self.stale.clear();
-        self.bounds.clear();
-        self.bmax.clear();
-        self.build_node(table, &mut rows, NONE);
-    }
-
-    /// Appends the subtree over `rows`; returns its node index.
-    fn build_node(&mut self, table: &Table, rows: &mut [u32], parent: u32) -> u32 {
-        let at = self.nodes.len() as u32;
-        self.parent.push(parent);
-        if rows.len() <= LEAF_BUILD {
-            let leaf = self.leaves.len() as u32;
-            self.nodes.push(Node::Leaf(leaf));
-            self.leaves.push(Leaf::new(self.cont.len(), at));
-            for &r in rows.iter() {
-                self.leaf_push(table, leaf as usize, r);
-            }
-            return at;
-        }
-        let j = self.widest(rows);
-        let mid = rows.len() / 2;
-        rows.select_nth_unstable_by(mid, |&a, &b| {
-            let (ka, kb) = (self.key(j, a), self.key(j, b));
-            ka.total_cmp(&kb).then(a.cmp(&b))
-        });
-        let (value, row) = (self.key(j, rows[mid]), rows[mid]);
-        self.nodes.push(Node::Leaf(NONE));
-        let (l, r) = rows.split_at_mut(mid);
-        let left = self.build_node(table, l, at);
-        let right = self.build_node(table, r, at);
-        self.nodes[at as usize] = Node::Inner {
-            dim: j as u32,
-            value,
-            row,
-            left,
-            right,
-        };
-        at
-    }
-
-    /// The continuous dimension along which `rows` spread most (relative to its range).
-    fn widest(&self, rows: &[u32]) -> usize {
-        let mut best = (0, f64::NEG_INFINITY);
-        for (j, ((_, d), v)) in self.cont.iter().zip(&self.vals).enumerate() {
-            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-            for &r in rows {
-                let x = v[r as usize];
-                lo = min(lo, x);
-                hi = max(hi, x);
-            }
-            let spread = (hi - lo) / (d.hi - d.lo);
-            if spread > best.1 {
-                best = (j, spread);
-            }
-        }
-        best.0
-    }
-
-    fn leaf_push(&mut self, table: &Table, leaf: usize, r: u32) {
-        let slot = self.leaves[leaf].rows.len();
-        for j in 0..self.cont.len() {
-            let col = self.cont[j].0;
-            let l = &mut self.leaves[leaf];
-            l.mu[j * LEAF + slot] = table.get(r as usize, col);
-            l.scale[j * LEAF + slot] = FRAC_1_SQRT_2 * (1.0 / self.sigma[j][r as usize]);
-        }
-        let l = &mut self.leaves[leaf];
-        l.rows.push(r);
-        l.shape[slot] = self.shape[r as usize];
-        self.touch(leaf);
-        self.leaf_of[r as usize] = ((leaf as u32) << 8) | slot as u32;
-    }
-
-    fn tree_insert(&mut self, table: &Table, r: u32) {
-        if self.nodes.is_empty() {
-            self.build_tree(table, vec![r]);
-            return;
-        }
-        let mut at = 0usize;
-        loop {
-            match self.nodes[at] {
-                Node::Inner {
-                    dim,
-                    value,
-                    row,
-                    left,
-                    right,
-                } => {
-                    let k = self.key(dim as usize, r);
-                    at = if k.total_cmp(&value).then(r.cmp(&row)).is_lt() {
-                        left as usize
-                    } else {
-                        right as usize
-                    };
-                }
-                Node::Leaf(leaf) => {
-                    let leaf = leaf as usize;
-                    if self.leaves[leaf].rows.len() < LEAF {
-                        self.leaf_push(table, leaf, r);
-                        return;
-                    }
-                    // Split the full leaf: this node becomes the root of a new subtree.
-                    let mut rows = std::mem::take(&mut self.leaves[leaf].rows);
-                    self.leaves[leaf].shape.fill(f64::NEG_INFINITY);
-                    rows.push(r);
-                    let j = self.widest(&rows);
-                    let mid = rows.len() / 2;
-                    rows.select_nth_unstable_by(mid, |&a, &b| {
-                        let (ka, kb) = (self.key(j, a), self.key(j, b));
-                        ka.total_cmp(&kb).then(a.cmp(&b))
-                    });
-                    let (value, row) = (self.key(j, rows[mid]), rows[mid]);
-                    let new_leaf = self.leaves.len();
-                    let (left, right) = (self.nodes.len() as u32, self.nodes.len() as u32 + 1);
-                    self.leaves.push(Leaf::new(self.cont.len(), right));
-                    self.leaves[leaf].node = left;
-                    for &x in &rows[..mid] {
-                        self.leaf_push(table, leaf, x);
-                    }
-                    for &x in &rows[mid..] {
-                        self.leaf_push(table, new_leaf, x);
-                    }
-                    self.nodes.push(Node::Leaf(leaf as u32));
-                    self.nodes.push(Node::Leaf(new_leaf as u32));
-                    self.parent.push(at as u32);
-                    self.parent.push(at as u32);
-                    self.nodes[at] = Node::Inner {
-                        dim: j as u32,
-                        value,
-                        row,
-                        left,
-                        right,
-                    };
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Marks a leaf's bounds for recomputing.
-    fn touch(&mut self, leaf: usize) {
-        let l = &mut self.leaves[leaf];
-        if !l.dirty {
-            l.dirty = true;
-            self.stale.push(leaf as u32);
-        }
-    }
-
-    fn tree_remove(&mut self, r: u32) {
-        let at = self.leaf_of[r as usize];
-        if at == NONE {
-            return;
-        }
-        self.leaf_of[r as usize] = NONE;
-        let (leaf, slot) = ((at >> 8) as usize, (at & 0xff) as usize);
-        let l = &mut self.leaves[leaf];
-        let last = l.rows.len() - 1;
-        l.rows.swap_remove(slot);
-        if slot != last {
-            for j in 0..self.cont.len() {
-                l.mu[j * LEAF + slot] = l.mu[j * LEAF + last];
-                l.scale[j * LEAF + slot] = l.scale[j * LEAF + last];
-            }
-            l.shape[slot] = l.shape[last];
-            let moved = l.rows[slot] as usize;
-            self.leaf_of[moved] = ((leaf as u32) << 8) | slot as u32;
-        }
-        l.shape[last] = f64::NEG_INFINITY;
-        self.touch(leaf);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -805,64 +557,7 @@ impl AboveMixture {
                 (hit.ln(), miss.ln(), prior.ln())
             })
             .collect();
-        // Bounds of the changed leaves, then of their ancestors bottom-up (a child's index is
-        // larger than its parent's).
-        let nc = self.cont.len();
-        let nn = self.nodes.len();
-        let w = 3 * nc;
-        self.bounds.resize(nn * w, 0.0);
-        self.bmax.resize(nn, f64::NEG_INFINITY);
-        self.marked.resize(nn, false);
-        let stale = std::mem::take(&mut self.stale);
-        let mut inner = Vec::new();
-        for &leaf in &stale {
-            let l = &mut self.leaves[leaf as usize];
-            l.dirty = false;
-            let node = l.node as usize;
-            let len = l.rows.len();
-            self.bmax[node] = l.shape[..len]
-                .iter()
-                .fold(f64::NEG_INFINITY, |a, &x| max(a, x));
-            let bounds = &mut self.bounds[node * w..(node + 1) * w];
-            for j in 0..nc {
-                let mu = &l.mu[j * LEAF..j * LEAF + len];
-                let sc = &l.scale[j * LEAF..j * LEAF + len];
-                let (mut lo, mut hi, mut smin) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY);
-                for (&x, &s) in mu.iter().zip(sc) {
-                    lo = min(lo, x);
-                    hi = max(hi, x);
-                    smin = min(smin, s);
-                }
-                bounds[j] = lo;
-                bounds[nc + j] = hi;
-                bounds[2 * nc + j] = smin;
-            }
-            let mut up = self.parent[node];
-            while up != NONE && !self.marked[up as usize] {
-                self.marked[up as usize] = true;
-                inner.push(up);
-                up = self.parent[up as usize];
-            }
-        }
-        self.stale = stale;
-        self.stale.clear();
-        inner.sort_unstable_by(|a, b| b.cmp(a));
-        for node in inner {
-            let node = node as usize;
-            self.marked[node] = false;
-            if let Node::Inner { left, right, .. } = self.nodes[node] {
-                let (a, b) = (left as usize, right as usize);
-                self.bmax[node] = max(self.bmax[a], self.bmax[b]);
-                let (ba, bb) = (a * w, b * w);
-                for j in 0..nc {
-                    self.bounds[node * w + j] = min(self.bounds[ba + j], self.bounds[bb + j]);
-                    self.bounds[node * w + nc + j] =
-                        max(self.bounds[ba + nc + j], self.bounds[bb + nc + j]);
-                    self.bounds[node * w + 2 * nc + j] =
-                        min(self.bounds[ba + 2 * nc + j], self.bounds[bb + 2 * nc + j]);
-                }
-            }
-        }
+        self.tree.refresh();
     }
 
     /// The normalised log weight of member row `r`: Optuna's ramp at its position in trial
@@ -976,18 +671,17 @@ impl AboveMixture {
             let mut floor = prior - NEGLIGIBLE - db;
             terms.clear();
             stack.clear();
-            if self.m > 0 && !self.nodes.is_empty() {
+            if self.m > 0 && !self.tree.is_empty() {
                 stack.push(0);
             }
             'walk: while let Some(node) = stack.pop() {
                 let node = node as usize;
                 // Upper bound of every term below this node.
-                let ub = self.ln_wmax + self.bmax[node]
-                    - box_distance(&z, &self.bounds[node * 3 * nc..(node + 1) * 3 * nc]);
+                let ub = self.ln_wmax + self.tree.max_shape(node) - self.tree.distance(node, &z);
                 if ub < floor {
                     continue;
                 }
-                match self.nodes[node] {
+                match self.tree.node(node) {
                     Node::Inner {
                         dim,
                         value,
@@ -1005,7 +699,7 @@ impl AboveMixture {
                         }
                     }
                     Node::Leaf(leaf) => {
-                        let l = &self.leaves[leaf as usize];
+                        let l = self.tree.leaf(leaf);
                         // Whole groups of four slots (free slots have shape −∞ and stay below
                         // every floor).
                         let len = (l.rows.len() + 3) & !3;
@@ -1072,22 +766,6 @@ impl AboveMixture {
         self.z = z;
         result
     }
-}
-
-/// `Σ_j (gap_j · smin_j)²` for the point `z` and a node's `bounds` (`lo`, `hi`, `smin` per
-/// dimension, see `AboveMixture::bounds`), where `gap_j` is the distance from `z_j` to
-/// `[lo_j, hi_j]`: how far below its largest shape every term under the node lies at least.
-#[inline]
-fn box_distance(z: &[f64], bounds: &[f64]) -> f64 {
-    let nc = z.len();
-    let (lo, rest) = bounds.split_at(nc);
-    let (hi, smin) = rest.split_at(nc.min(rest.len()));
-    let mut acc = 0.0;
-    for (((&zj, &lo), &hi), &sm) in z.iter().zip(lo).zip(hi).zip(smin) {
-        let gap = max(max(lo - zj, zj - hi), 0.0) * sm;
-        acc += gap * gap;
-    }
-    acc
 }
 
 /// `(value in col, row)` order of two rows.
