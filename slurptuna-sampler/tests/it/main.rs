@@ -4,6 +4,8 @@
 mod behaviour;
 /// Regression pins: checksums of every proposal along fixed runs must never change.
 mod checksums;
+/// The conformance suite of `slurptuna_core::testing` on every sampler of this crate.
+mod conformance;
 /// Shared test utilities: spaces, objective loops, history records.
 mod common;
 /// Determinism: a fixed seed gives the same sequence; a resumed run proposes the same.
