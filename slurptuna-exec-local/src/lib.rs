@@ -16,7 +16,8 @@
 //! (a worker program that never reaches that entry point, a missing loss) are [`LocalError`]s.
 //!
 //! This crate is **not** for choosing parameters, storing runs or talking to Slurm: it only runs
-//! seeds. The process pool is Unix-only (process groups, signals, a dedicated reply pipe).
+//! seeds. The process pool is Unix-only (process groups, signals, a dedicated reply pipe): on
+//! other systems [`ProcessExecutor::new`] returns an error and only [`ThreadExecutor`] works.
 //!
 //! ```
 //! use slurptuna_core::{loss, ChunkIndex, ChunkResult, ChunkSink, CoreError, Executor, Params,
@@ -50,6 +51,13 @@
 //! ```
 
 mod error;
+// The platform layer: process groups, signals and the reply pipe on Unix; elsewhere stubs that
+// make ProcessExecutor::new fail clearly.
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod os;
+#[cfg(not(unix))]
+#[path = "unsupported.rs"]
 mod os;
 mod pool;
 mod protocol;
@@ -57,6 +65,7 @@ mod thread;
 mod worker;
 
 pub use error::LocalError;
+#[cfg(unix)]
 pub use os::process_is_running;
 pub use pool::{ProcessExecutor, ProcessPoolConfig};
 pub use thread::ThreadExecutor;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use slurptuna_core::{
-    evaluate_chunk, ChunkSink, CoreError, ExecError, Executor, LossDefinition, SeedFailure,
-    SeedTask, TrialFailure, TrialJob,
+    evaluate_chunk, ChunkSink, CoreError, ExecError, Executor, FailureKind, LossDefinition,
+    SeedFailure, SeedTask, TrialFailure, TrialJob,
 };
 
 use crate::error::LocalError;
@@ -115,6 +115,7 @@ impl Executor for ThreadExecutor {
                 Err(SeedFailure::Cancelled) => return Err(ExecError::Fatal(CoreError::Cancelled)),
                 Err(failure) => {
                     return Err(ExecError::Trial(TrialFailure {
+                        kind: FailureKind::Loss,
                         reason: failure.to_string(),
                         chunk: Some(chunk),
                         state: None,

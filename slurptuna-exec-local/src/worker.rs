@@ -1,8 +1,6 @@
 //! The worker side of the process pool: what the user's program does when the pool started it.
 
-use std::fs::File;
 use std::io::{BufRead, BufWriter, Write};
-use std::os::fd::FromRawFd;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -50,13 +48,10 @@ pub fn serve_pool_worker() -> Result<(), LocalError> {
         })?;
     // Also checks that the descriptor is open; processes the loss starts must not inherit it,
     // or the parent would not see end-of-file when this worker dies.
-    os::set_cloexec(fd).map_err(|_| LocalError::WorkerEnvironment {
+    let replies = os::open_reply_fd(fd).map_err(|_| LocalError::WorkerEnvironment {
         var: POOL_REPLY_FD_ENV,
         value: raw.clone(),
     })?;
-    // SAFETY: the descriptor is open (checked above), was created by the pool for this process
-    // alone, and nothing else in the process owns it.
-    let replies = unsafe { File::from_raw_fd(fd) };
     let stdin = std::io::stdin();
     serve(stdin.lock(), BufWriter::new(replies))
 }
@@ -195,7 +190,10 @@ mod tests {
                     return Err("unlucky".into());
                 }
                 let entry = ctx.entry_id().map_or(0, str::len) as f64;
-                Ok((p.f64("x")? + seed as f64 + ctx.trial_number() as f64 * 1000.0 + entry).into())
+                Ok(
+                    (p.f64("x")? + seed as f64 + ctx.trial_number().0 as f64 * 1000.0 + entry)
+                        .into(),
+                )
             })
             .unwrap();
         let input = [

@@ -113,7 +113,7 @@ impl WorkerProc {
         if let Some(status) = slot.reaped {
             return status;
         }
-        os::signal_group(self.pid, libc::SIGKILL);
+        os::kill_group(self.pid);
         let status = slot.child.wait().ok();
         slot.reaped = Some(status);
         drop(slot);

@@ -7,9 +7,14 @@
 #[allow(dead_code)]
 #[path = "../fixture/losses.rs"]
 mod losses;
+// The conformance suite of slurptuna_core::testing on both executors.
+mod conformance;
 // ProcessExecutor: parity with threads, crashes, concurrency, cancellation, shutdown, startup.
+// Worker processes exist on Unix only.
+#[cfg(unix)]
 mod process;
 // Shared test support: a collecting sink, jobs, timeouts, process checks.
+#[cfg_attr(not(unix), allow(dead_code))]
 mod support;
 // ThreadExecutor: values in seed order, failures, cancellation.
 mod thread;

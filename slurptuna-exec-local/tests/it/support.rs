@@ -9,8 +9,12 @@ use slurptuna_core::{
 };
 use slurptuna_exec_local::{ProcessExecutor, ProcessPoolConfig};
 
-/// The worker program of the process-pool tests.
-pub(crate) const FIXTURE: &str = env!("CARGO_BIN_EXE_exec-local-fixture");
+/// The worker program of the process-pool tests (built with `--features fixtures`, as the test
+/// command `cargo test --workspace --all-features` does).
+pub(crate) const FIXTURE: &str = match option_env!("CARGO_BIN_EXE_exec-local-fixture") {
+    Some(p) => p,
+    None => "exec-local-fixture is not built: run the tests with --all-features (or --features fixtures)",
+};
 
 /// No test may take longer than this.
 pub(crate) const TEST_TIMEOUT: Duration = Duration::from_secs(90);

@@ -1,0 +1,61 @@
+//! The `os` module on systems that are not Unix: there are no worker processes there (they need
+//! process groups, signals and a reply pipe on file descriptor 3), so
+//! [`crate::ProcessExecutor::new`] fails with a clear error and only threads evaluate seeds. The
+//! other functions keep the pool code compiling; none of them is reached. `process_is_running` is
+//! not offered here.
+
+use std::fs::File;
+use std::io;
+use std::process::{Child, Command, ExitStatus};
+
+use crate::error::LocalError;
+
+/// The file descriptor on which a pool worker writes its replies (on Unix).
+pub(crate) const REPLY_FD: i32 = 3;
+
+/// Worker processes need a Unix system.
+pub(crate) fn check_process_pool() -> Result<(), LocalError> {
+    Err(LocalError::InvalidOption {
+        option: "use_processes",
+        reason: "worker processes need a Unix system (process groups, signals, a reply pipe on \
+                 file descriptor 3); on this system leave use_processes off and the seeds are \
+                 evaluated on threads"
+            .into(),
+    })
+}
+
+fn unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "worker processes need a Unix system",
+    )
+}
+
+/// Never starts anything: worker processes need a Unix system.
+pub(crate) fn spawn_worker_process(_cmd: &mut Command) -> io::Result<(Child, File)> {
+    Err(unsupported())
+}
+
+/// Never opens anything: worker processes need a Unix system.
+pub(crate) fn open_reply_fd(_fd: i32) -> io::Result<File> {
+    Err(unsupported())
+}
+
+/// No worker process exists here; a child counts as alive until it is reaped.
+pub(crate) fn has_exited(_pid: u32) -> bool {
+    false
+}
+
+/// Nothing to signal: no worker is ever started on this system.
+pub(crate) fn kill_group(_pid: u32) {}
+
+/// `exit code 3`, or the status as the system prints it.
+pub(crate) fn describe_status(status: Option<ExitStatus>) -> String {
+    match status {
+        None => "an unknown status".to_string(),
+        Some(s) => match s.code() {
+            Some(code) => format!("exit code {code}"),
+            None => format!("status {s}"),
+        },
+    }
+}

@@ -1,0 +1,60 @@
+use std::time::Duration;
+
+use slurptuna_core::testing::{executor_suite, suite_loss, ExecutorHarness};
+use slurptuna_exec_local::ThreadExecutor;
+
+use crate::support::within;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_thread_executor_passes_the_executor_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    for parallelism in [1, 3] {
+        let exec = ThreadExecutor::new(suite_loss(), parallelism);
+        let d = dir.path().join(format!("p{parallelism}"));
+        within(executor_suite(&ExecutorHarness::new(&exec, &d)))
+            .await
+            .unwrap();
+    }
+}
+
+/// Worker processes that evaluated a slow seed (their pid is in the heartbeat file names) and
+/// are still alive.
+#[cfg(unix)]
+fn live_beaters(dir: &std::path::Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir.join("heartbeats")) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("beat-")?.split('-').next()?.parse().ok()
+        })
+        .collect();
+    pids.sort();
+    pids.dedup();
+    pids.into_iter()
+        .filter(|&p| slurptuna_exec_local::process_is_running(p))
+        .map(|p| format!("worker process {p}"))
+        .collect()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_executor_passes_the_executor_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    for workers in [1, 3] {
+        let exec = crate::support::pool_with(suite_loss(), workers, &[]);
+        let d = dir.path().join(format!("w{workers}"));
+        let leftovers = || live_beaters(&d);
+        let harness = ExecutorHarness {
+            leftovers: Some(&leftovers),
+            grace: Duration::from_secs(15),
+            ..ExecutorHarness::new(&exec, &d)
+        };
+        within(executor_suite(&harness)).await.unwrap();
+        within(slurptuna_core::Executor::shutdown(&exec, false))
+            .await
+            .unwrap();
+    }
+}
