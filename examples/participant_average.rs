@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use slurptuna::{loss, optimize_run, RunOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The library installs no logging of its own: a program chooses where events go.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     // Each participant prefers a slightly different alpha; the shared optimum is their mean, 0.5.
     let targets = [("p01", 0.35), ("p02", 0.45), ("p03", 0.55), ("p04", 0.65)];
     let model = loss("participant_average")

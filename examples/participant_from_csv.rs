@@ -42,6 +42,10 @@ fn simulate(alpha: f64, beta: f64, seed: u64) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The library installs no logging of its own: a program chooses where events go.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let csv = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/data/participants.csv"

@@ -16,6 +16,10 @@ fn noise(seed: u64) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The library installs no logging of its own: a program chooses where events go.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let (alpha_true, beta_true) = (0.3, 0.7);
     let model = loss("quickstart")
         .description("a noisy bowl with its minimum at alpha = 0.3, beta = 0.7")

@@ -9,9 +9,14 @@
 
 use std::time::{Duration, Instant};
 
+use slurptuna::slurm::SlurmOptions;
 use slurptuna::{loss, optimize_run, ExecutionMode, RunOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The library installs no logging of its own: a program chooses where events go.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let model = loss("bench-sleep")
         .description("100 ms of sleep per seed, then a quadratic bowl")
         .param("x", (0.0, 1.0))
@@ -29,10 +34,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         run_name: Some("bench".into()),
         n_seeds: Some(n_seeds.parse()?),
         chunk_size: Some(chunk_size.parse()?),
-        slurm_poll_seconds: poll_ms.parse::<f64>()? / 1000.0,
-        slurm_qos: None,
-        mem_per_cpu: "100M".into(),
-        worker_time_limit: Duration::from_secs(600),
+        scheduler: SlurmOptions {
+            slurm_poll_seconds: poll_ms.parse::<f64>()? / 1000.0,
+            slurm_qos: None,
+            mem_per_cpu: "100M".into(),
+            worker_time_limit: Duration::from_secs(600),
+            ..Default::default()
+        }
+        .into(),
         progress: false,
         ..RunOptions::default()
     };

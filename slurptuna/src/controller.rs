@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use slurptuna_core::{
-    best_of, AskContext, ChunkIndex, ChunkResult, ChunkSink, CoreError, Direction, ExecError,
-    Executor, LossDefinition, Params, RunHistory, RunSummary, Sampler, SeedLayout, SeedStats,
-    Store, StoredChunk, TrialEvent, TrialJob, TrialNumber, TrialRecord, TrialState,
+    best_of, AskContext, ChunkIndex, ChunkKey, ChunkResult, ChunkSink, CoreError, Direction,
+    ExecError, Executor, LossDefinition, Params, RunHistory, RunSummary, Sampler, SeedLayout,
+    SeedStats, Store, StoredChunk, TrialEvent, TrialJob, TrialNumber, TrialRecord, TrialState,
 };
 
 use crate::progress::Progress;
@@ -257,7 +257,7 @@ async fn wait_for(flag: &AtomicBool) {
 /// Stores chunk results as they land and keeps their statistics for the merge.
 struct TrialSink<'a> {
     store: &'a dyn Store,
-    expected: BTreeMap<ChunkIndex, String>,
+    expected: BTreeMap<ChunkIndex, ChunkKey>,
     layout: &'a SeedLayout,
     results: Mutex<BTreeMap<ChunkIndex, SeedStats>>,
 }
@@ -331,7 +331,7 @@ mod tests {
     ) -> Result<Vec<TrialRecord>, Stop> {
         let l = model();
         let sampler = RandomSampler::new(1);
-        let progress = Progress::new("t", false, None);
+        let progress = Progress::new("t", false, false, None);
         let flag = AtomicBool::new(false);
         let study = Study {
             loss: &l,
@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn runs_n_trials_and_journals_every_step() {
-        let (store, exec) = (MemoryStore::new(), FakeExecutor::new(model()));
+        let (store, (exec, _)) = (MemoryStore::new(), FakeExecutor::new(model()));
         let done = rt().block_on(run(&store, &exec, 4)).unwrap();
         assert_eq!(done.len(), 4);
         for t in &done {
@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn resume_reuses_stored_chunks_and_recomputes_stale_ones() {
-        let (full_store, exec) = (MemoryStore::new(), FakeExecutor::new(model()));
+        let (full_store, (exec, _)) = (MemoryStore::new(), FakeExecutor::new(model()));
         let full = rt().block_on(run(&full_store, &exec, 3)).unwrap();
 
         // A run killed during trial 1: trial 0 done, trial 1 asked with chunks 0 and 2 stored,
@@ -407,7 +407,7 @@ mod tests {
                 } if trial.0 == 1 && chunk.0 == 2 => TrialEvent::ChunkDone {
                     trial,
                     chunk,
-                    key: "stale".into(),
+                    key: ChunkKey::new("stale"),
                     result,
                 },
                 TrialEvent::ChunkDone { trial, chunk, .. } if trial.0 == 1 && chunk.0 == 1 => {
@@ -417,13 +417,13 @@ mod tests {
             };
             store.append(&e).unwrap();
         }
-        let exec = FakeExecutor::new(model());
+        let (exec, handle) = FakeExecutor::new(model());
         let resumed = rt().block_on(run(&store, &exec, 3)).unwrap();
         assert_eq!(
             resumed, full,
             "a resumed run must equal the uninterrupted one"
         );
-        let calls = exec.calls();
+        let calls = handle.calls();
         assert_eq!(calls[0].0, TrialNumber(1));
         assert_eq!(
             calls[0].1,
@@ -434,8 +434,8 @@ mod tests {
 
     #[test]
     fn failed_trials_are_recorded_and_the_study_goes_on() {
-        let (store, exec) = (MemoryStore::new(), FakeExecutor::new(model()));
-        exec.fail_trial(1, "node on fire");
+        let (store, (exec, handle)) = (MemoryStore::new(), FakeExecutor::new(model()));
+        handle.fail_trial(1, "node on fire");
         let done = rt().block_on(run(&store, &exec, 3)).unwrap();
         assert!(
             matches!(&done[1].state, TrialState::Failed { reason } if reason == "node on fire")
@@ -445,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_broken_store_stops_the_run() {
-        let (store, exec) = (MemoryStore::new(), FakeExecutor::new(model()));
+        let (store, (exec, _)) = (MemoryStore::new(), FakeExecutor::new(model()));
         store.fail_appends(true);
         assert!(matches!(
             rt().block_on(run(&store, &exec, 3)),

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use crate::error::{Error, Result};
 use crate::options::EntriesOptions;
 use crate::result::{MultiOptimizeResult, OptimizeResult};
-use crate::run::{run_study, shutdown, Call};
+use crate::run::{block_on, run_study, shutdown, Call};
 use crate::{validate, worker};
 
 /// Fits `loss` separately for each entry: one study per entry, in its own run directory
@@ -22,7 +22,8 @@ use crate::{validate, worker};
 /// Entry `i` (input order) uses sampler seed `random_seed + i` and sees its id in
 /// `Context::entry_id`. Up to `max_concurrent_entries` entries run at once (default: all). The
 /// parent `summary.json` is rewritten as entries finish. If some entries fail, the others still
-/// finish and are saved, and the error lists which entries failed and why. With an existing
+/// finish and are saved, and the error ([`Error::EntriesFailed`]) carries their results and
+/// lists which entries failed and why. With an existing
 /// `run_name_prefix`, every entry resumes.
 ///
 /// ```no_run
@@ -47,7 +48,25 @@ where
     I: IntoIterator,
     I::Item: AsRef<str>,
 {
-    worker::dispatch();
+    let ids: Vec<String> = entry_ids
+        .into_iter()
+        .map(|s| s.as_ref().to_string())
+        .collect();
+    block_on(|| optimize_entries_async(loss, ids, opts))
+}
+
+/// [`optimize_entries`] as a future, for programs that already run a tokio runtime; it behaves
+/// exactly like the synchronous call.
+pub async fn optimize_entries_async<I>(
+    loss: &LossDefinition,
+    entry_ids: I,
+    opts: EntriesOptions,
+) -> Result<MultiOptimizeResult>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    worker::dispatch(&opts.scheduler);
     let ids: Vec<String> = entry_ids
         .into_iter()
         .map(|s| s.as_ref().to_string())
@@ -68,8 +87,8 @@ where
     let probe = opts.for_entry(0, &ids[0], opts.run_root.clone(), labels[0].as_str());
     let layout = Arc::new(validate::validate(loss, &probe)?);
 
-    let call = Call::new(&probe, Some(MultiProgress::new()))?;
-    let shared = call.shared_executor(&probe)?;
+    let call = Call::new(&probe, Some(MultiProgress::new()));
+    let shared = call.shared_executor(loss, &probe)?;
     let parent = match &opts.run_name_prefix {
         Some(prefix) => {
             let dir = opts.run_root.join(prefix);
@@ -89,7 +108,7 @@ where
         .min(ids.len());
     let done: Mutex<BTreeMap<usize, Result<OptimizeResult>>> = Mutex::new(BTreeMap::new());
 
-    let outcome = call.block_on(async {
+    let outcome: Result<()> = async {
         let gate = Semaphore::new(limit);
         let mut studies = FuturesUnordered::new();
         for (i, (id, label)) in ids.iter().zip(&labels).enumerate() {
@@ -122,7 +141,8 @@ where
             r?;
         }
         Ok(())
-    });
+    }
+    .await;
     outcome?;
 
     let done = done.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -156,9 +176,8 @@ where
     }
     if !failures.is_empty() {
         return Err(Error::EntriesFailed {
-            n_entries: ids.len(),
+            finished: Box::new(result),
             failures,
-            run_dir: parent,
         });
     }
     Ok(result)

@@ -4,10 +4,13 @@ use std::path::PathBuf;
 
 use slurptuna_core::CoreError;
 
+use crate::result::MultiOptimizeResult;
+
 /// Everything `optimize_run` / `optimize_entries` can fail with.
 ///
 /// Validation errors ([`Error::Core`] with `InvalidOption` / `InvalidParam`) happen before anything
-/// is written to disk.
+/// is written to disk. A scheduler's own errors arrive as [`CoreError::Executor`] with the
+/// scheduler's error as the source (downcast it, e.g. to `slurm::SlurmError`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -20,10 +23,6 @@ pub enum Error {
     /// The local executor (threads / worker processes) failed.
     #[error(transparent)]
     Local(#[from] slurptuna_exec_local::LocalError),
-    /// The Slurm backend failed.
-    #[cfg(feature = "slurm")]
-    #[error(transparent)]
-    Slurm(#[from] slurptuna_exec_slurm::SlurmError),
     /// The stored run cannot be resumed with these settings.
     #[error("cannot resume run {run_dir}: {}; use another run_name (or run_root) for a new run", differences.join("; "))]
     ResumeMismatch {
@@ -44,19 +43,20 @@ pub enum Error {
         /// The reason of the last failed trial.
         last_failure: String,
     },
-    /// Some entries of `optimize_entries` failed; the others finished and are on disk.
-    #[error("{} of {n_entries} entries failed: {}", failures.len(), failures.iter().map(|(id, e)| format!("'{id}': {e}")).collect::<Vec<_>>().join("; "))]
+    /// Some entries of `optimize_entries` failed; the others finished, are on disk, and their
+    /// results are in `finished`.
+    #[error("{} of {} entries failed: {}", failures.len(), finished.n_entries, failures.iter().map(|(id, e)| format!("'{id}': {e}")).collect::<Vec<_>>().join("; "))]
     EntriesFailed {
-        /// Number of entries.
-        n_entries: usize,
+        /// The entries that finished (`results_by_entry` and the other maps hold only them;
+        /// `entries` lists every entry, in input order).
+        finished: Box<MultiOptimizeResult>,
         /// `(entry id, error)` of each failed entry, in input order.
         failures: Vec<(String, Box<Error>)>,
-        /// The parent directory (its `summary.json` lists the entries that finished).
-        run_dir: PathBuf,
     },
-    /// DISTRIBUTED mode was asked for but this build has no Slurm backend.
-    #[error("option 'mode': DISTRIBUTED needs the 'slurm' feature of the slurptuna crate, which this build does not have")]
-    SlurmNotCompiled,
+    /// DISTRIBUTED mode was asked for, but there is no scheduler: this build has none compiled
+    /// in and none was given.
+    #[error("option 'mode': DISTRIBUTED needs a scheduler, and this build has none: enable a scheduler feature of the slurptuna crate (e.g. 'slurm') or set 'scheduler'")]
+    NoScheduler,
     /// The async runtime could not be started.
     #[error("could not start the async runtime")]
     Runtime(#[source] std::io::Error),

@@ -4,13 +4,21 @@
 //! Per trial, a sampler (TPE by default) proposes parameters, the loss runs for every seed, and the
 //! mean is the trial's value. [`optimize_run`] fits one shared study; [`optimize_entries`] fits one
 //! study per entry (participant, condition). Seeds run in this process on threads or worker
-//! processes ([`ExecutionMode::Single`]), or as Slurm job arrays ([`ExecutionMode::Distributed`],
-//! cargo feature `slurm`, on by default). Every run is recorded in a run directory that survives
-//! crashes: re-running the same call resumes it.
+//! processes ([`ExecutionMode::Single`]), or as job arrays of a batch scheduler
+//! ([`ExecutionMode::Distributed`]; Slurm with cargo feature `slurm`, on by default, or a
+//! [`Scheduler`] of your own). Every run is recorded in a run directory that survives crashes:
+//! re-running the same call resumes it. [`optimize_run_async`] and [`optimize_entries_async`]
+//! are the same calls for async programs; the synchronous ones also work inside a tokio runtime.
+//!
+//! Cargo features: `slurm` (the Slurm scheduler, default), `cli` (the `slurptuna` command-line
+//! tool, default), `testing` (the conformance suites, for your own backends). With
+//! `--no-default-features` the library has SINGLE mode and any scheduler you give it.
 //!
 //! This crate is the public API and the only one users name; it holds the controller loop and
 //! re-exports the domain types. It is **not** where samplers, executors or storage are implemented
-//! (see `slurptuna-sampler`, `slurptuna-exec-local`, `slurptuna-exec-slurm`, `slurptuna-store`).
+//! (see `slurptuna-sampler`, `slurptuna-exec-local`, `slurptuna-exec-slurm`, `slurptuna-store`),
+//! and it installs no global state: no `tracing` subscriber (without one, progress is printed as
+//! plain lines on stderr), only the Ctrl-C / SIGTERM handling a call needs while it runs.
 //!
 //! ```no_run
 //! use slurptuna::{loss, optimize_run, search_param, RunOptions};
@@ -33,9 +41,11 @@
 //! process, so the program must build the same losses before that call (keep
 //! `forward_sys_argv_to_workers` on if the loss depends on the command line).
 
+mod backends;
 mod controller;
 mod entries;
 mod error;
+mod mode;
 mod options;
 mod progress;
 mod result;
@@ -44,17 +54,25 @@ mod signals;
 mod validate;
 mod worker;
 
-pub use entries::optimize_entries;
+/// The scheduler crates of this build (`slurptuna::slurm` with the `slurm` feature); empty in a
+/// build without any.
+#[allow(unused_imports, unreachable_pub)]
+pub use backends::compiled::*;
+pub use backends::Scheduler;
+pub use entries::{optimize_entries, optimize_entries_async};
 pub use error::{Error, Result};
+pub use mode::{execution_mode, ExecutionMode};
 pub use options::{EntriesOptions, RunOptions, SamplerChoice};
 pub use result::{MultiOptimizeResult, OptimizeResult};
-pub use run::optimize_run;
+pub use run::{optimize_run, optimize_run_async};
 
 #[doc(inline)]
 pub use slurptuna_core::{
-    execution_mode, loss, search_param, AskContext, Context, Direction, Distribution,
-    ExecutionMode, LossBuilder, LossDefinition, LossResult, LossValue, ParamSpace, ParamValue,
-    Params, Sampler, SearchParam, SeedStats, TrialNumber, TrialRecord, TrialState,
+    loss, search_param, AskContext, Backend, BackendEnv, BoxError, ChunkIndex, ChunkKey,
+    ChunkResult, ChunkSink, Context, CoreError, Direction, Distribution, Dtype, ExecError,
+    Executor, FailureKind, LossBuilder, LossDefinition, LossResult, LossValue, ParamSpace,
+    ParamValue, Params, Sampler, SearchParam, SeedLayout, SeedStats, TrialFailure, TrialJob,
+    TrialNumber, TrialRecord, TrialState, WorkerCommand,
 };
 
 /// The samplers, for use with [`SamplerChoice::Custom`] or on their own.
@@ -62,10 +80,26 @@ pub mod samplers {
     pub use slurptuna_sampler::*;
 }
 
-/// The Slurm backend (DISTRIBUTED mode).
-#[cfg(feature = "slurm")]
-pub use slurptuna_exec_slurm as slurm;
+/// The shared batch-scheduler layer: implement [`batch::BatchClient`] for a scheduler and
+/// [`batch::BatchExecutor`] does the rest (array bookkeeping, one poll for all jobs, retries,
+/// adoption on resume, the worker side). See "Adding a scheduler" in ARCHITECTURE.md.
+pub mod batch {
+    #[doc(inline)]
+    pub use slurptuna_core::batch::*;
 
+    /// The attribute [`BatchClient`] implementations use (re-exported from `async-trait`).
+    pub use async_trait::async_trait;
+}
+
+/// Test support (feature `testing`): in-memory twins and the conformance suites
+/// (`executor_suite`, `sampler_suite`, `store_suite`) for your own backends. Not a stable API.
+#[cfg(feature = "testing")]
+pub mod testing {
+    #[doc(inline)]
+    pub use slurptuna_core::testing::*;
+}
+
+/// The README's examples, compiled as doctests (with the default features, which they use).
 #[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "slurm"))]
 pub struct ReadmeDoctests;

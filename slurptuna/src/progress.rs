@@ -9,29 +9,41 @@ use slurptuna_core::{TrialRecord, TrialState};
 pub(crate) struct Progress {
     label: String,
     bar: Option<ProgressBar>,
+    /// `progress: false` and no subscriber: nothing to report to.
+    quiet: bool,
 }
 
 /// Whether progress bars are drawn (stderr is a terminal and the user did not turn them off).
 ///
-/// Without a terminal (a batch job's log), progress goes to `tracing` events; if the program set
-/// no subscriber, a plain one writing INFO events to stderr is installed (`RUST_LOG` overrides).
+/// Without a terminal (a batch job's log), progress goes to `tracing` events when the program
+/// installed a subscriber, and otherwise to plain lines on stderr: the library installs no
+/// subscriber of its own.
 pub(crate) fn bars_enabled(requested: bool) -> bool {
-    let bars = requested && std::io::stderr().is_terminal();
-    if requested && !bars && !tracing::dispatcher::has_been_set() {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .with_env_filter(filter)
-            .try_init();
-    }
-    bars
+    requested && std::io::stderr().is_terminal()
+}
+
+/// Writes one progress line: a `tracing` event if the program set a subscriber, else a plain
+/// line on stderr.
+macro_rules! report {
+    ($level:ident, $($field:ident = $value:expr),* ; $msg:literal) => {
+        if tracing::dispatcher::has_been_set() {
+            tracing::$level!($($field = %$value,)* $msg);
+        } else {
+            let mut line = format!("slurptuna: {}", $msg);
+            $( line.push_str(&format!(" {}={}", stringify!($field), $value)); )*
+            eprintln!("{line}");
+        }
+    };
 }
 
 impl Progress {
     /// A reporter for the study `label`; with `multi`, its bar joins the others.
-    pub(crate) fn new(label: &str, bars: bool, multi: Option<&MultiProgress>) -> Self {
+    pub(crate) fn new(
+        label: &str,
+        requested: bool,
+        bars: bool,
+        multi: Option<&MultiProgress>,
+    ) -> Self {
         let bar = bars.then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
@@ -49,6 +61,7 @@ impl Progress {
         Self {
             label: label.to_string(),
             bar,
+            quiet: !requested && !tracing::dispatcher::has_been_set(),
         }
     }
 
@@ -58,20 +71,23 @@ impl Progress {
                 b.set_length(total.max(done));
                 b.set_position(done);
             }
-            None => tracing::info!(study = %self.label, done, total, "study started"),
+            None if self.quiet => {}
+            None => report!(info, study = self.label, done = done, total = total; "study started"),
         }
     }
 
     pub(crate) fn trial_finished(&self, t: &TrialRecord) {
         match &self.bar {
             Some(b) => b.inc(1),
+            None if self.quiet => {}
             None => match &t.state {
-                TrialState::Complete { stats } => tracing::info!(
-                    study = %self.label, trial = t.number.0, value = stats.mean(),
-                    stderr = stats.stderr(), params = %t.params, "trial complete"
+                TrialState::Complete { stats } => report!(info,
+                    study = self.label, trial = t.number, value = stats.mean(),
+                    stderr = stats.stderr(), params = t.params; "trial complete"
                 ),
-                TrialState::Failed { reason } => tracing::warn!(
-                    study = %self.label, trial = t.number.0, %reason, params = %t.params, "trial failed"
+                TrialState::Failed { reason } => report!(warn,
+                    study = self.label, trial = t.number, reason = reason, params = t.params;
+                    "trial failed"
                 ),
                 TrialState::Running => {}
             },
@@ -87,7 +103,8 @@ impl Progress {
     pub(crate) fn finish(&self) {
         match &self.bar {
             Some(b) => b.finish(),
-            None => tracing::info!(study = %self.label, "study finished"),
+            None if self.quiet => {}
+            None => report!(info, study = self.label; "study finished"),
         }
     }
 }

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use slurptuna_core::{ExecutionMode, Params, TrialNumber, TrialRecord};
+use slurptuna_core::{Params, TrialNumber, TrialRecord};
+
+use crate::mode::ExecutionMode;
 
 /// The outcome of one study.
 #[derive(Clone, Debug)]

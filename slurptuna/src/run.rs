@@ -7,13 +7,14 @@ use std::time::SystemTime;
 
 use indicatif::MultiProgress;
 use slurptuna_core::{
-    best_of, format_utc, ExecutionMode, Executor, LossDefinition, ResumeRecord, RunMeta, Sampler,
-    SeedLayout, Store, RUN_FORMAT_VERSION,
+    best_of, format_utc, Backend, BackendEnv, Executor, LossDefinition, ResumeRecord, RunMeta,
+    Sampler, SeedLayout, Store, WorkerCommand, RUN_FORMAT_VERSION,
 };
 use slurptuna_store::FsStore;
 
 use crate::controller::{Stop, Study};
 use crate::error::{Error, Result};
+use crate::mode::ExecutionMode;
 use crate::options::{RunOptions, SamplerChoice};
 use crate::progress::{bars_enabled, Progress};
 use crate::result::OptimizeResult;
@@ -43,16 +44,68 @@ use crate::{signals, validate, worker};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn optimize_run(loss: &LossDefinition, opts: RunOptions) -> Result<OptimizeResult> {
-    worker::dispatch();
+    block_on(|| optimize_run_async(loss, opts))
+}
+
+/// [`optimize_run`] as a future, for programs that already run an async runtime (tokio: the
+/// backends use its timers, processes and blocking threads).
+///
+/// It behaves exactly like [`optimize_run`]: the same validation, run directory, resume and
+/// worker mode (a worker process evaluates its seeds and exits when it reaches this call).
+///
+/// ```no_run
+/// use slurptuna::{loss, optimize_run_async, RunOptions};
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let model = loss("bowl")
+///     .description("a quadratic bowl")
+///     .param("x", (0.0, 1.0))
+///     .build(|p, _seed, _ctx| Ok(((p.f64("x")? - 0.3).powi(2)).into()))?;
+/// let r = optimize_run_async(&model, RunOptions { n_trials: 20, ..Default::default() }).await?;
+/// println!("best x = {}", r.best_params.f64("x")?);
+/// # Ok(()) }
+/// ```
+pub async fn optimize_run_async(loss: &LossDefinition, opts: RunOptions) -> Result<OptimizeResult> {
+    worker::dispatch(&opts.scheduler);
     let layout = Arc::new(validate::validate(loss, &opts)?);
-    let call = Call::new(&opts, None)?;
-    let shared = call.shared_executor(&opts)?;
-    call.block_on(async {
-        let r = run_study(loss, &opts, layout, &call, shared.as_ref()).await;
-        if let Some(e) = &shared {
-            shutdown(e.as_ref(), &opts, &r).await;
+    let call = Call::new(&opts, None);
+    let shared = call.shared_executor(loss, &opts)?;
+    let r = run_study(loss, &opts, layout, &call, shared.as_ref()).await;
+    if let Some(e) = &shared {
+        shutdown(e.as_ref(), &opts, &r).await;
+    }
+    r
+}
+
+/// Runs the future `make()` builds to completion on a runtime of its own. Called from inside an
+/// async runtime (where blocking on one is not allowed), it runs on a thread of its own, so the
+/// synchronous API also works from async code.
+pub(crate) fn block_on<T, F>(make: impl FnOnce() -> F + Send) -> Result<T>
+where
+    T: Send,
+    F: std::future::Future<Output = Result<T>>,
+{
+    let run = move || -> Result<T> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("slurptuna")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        runtime.block_on(make())
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return run();
+    }
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("slurptuna-call".into())
+            .spawn_scoped(s, run)
+        {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => Err(Error::Runtime(e)),
         }
-        r
     })
 }
 
@@ -64,77 +117,47 @@ impl Drop for Call {
 
 /// What one `optimize_*` call shares between its studies.
 pub(crate) struct Call {
-    runtime: tokio::runtime::Runtime,
     pub(crate) interrupted: Arc<AtomicBool>,
     pub(crate) bars: bool,
     pub(crate) multi: Option<MultiProgress>,
 }
 
 impl Call {
-    pub(crate) fn new(opts: &RunOptions, multi: Option<MultiProgress>) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("slurptuna")
-            .enable_all()
-            .build()
-            .map_err(Error::Runtime)?;
-        Ok(Self {
-            runtime,
+    pub(crate) fn new(opts: &RunOptions, multi: Option<MultiProgress>) -> Self {
+        Self {
             interrupted: signals::arm(),
             bars: bars_enabled(opts.progress),
             multi,
-        })
+        }
     }
 
-    pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        self.runtime.block_on(f)
-    }
-
-    /// The executor shared by every study of this call: Slurm (one poller, one global cap).
-    pub(crate) fn shared_executor(&self, opts: &RunOptions) -> Result<Option<Arc<dyn Executor>>> {
+    /// The executor shared by every study of this call in DISTRIBUTED mode (one poller, one
+    /// global cap on running tasks); `None` in SINGLE mode, where each study has its own.
+    pub(crate) fn shared_executor(
+        &self,
+        loss: &LossDefinition,
+        opts: &RunOptions,
+    ) -> Result<Option<Arc<dyn Executor>>> {
         match opts.mode {
             ExecutionMode::Single => Ok(None),
-            ExecutionMode::Distributed => Ok(Some(slurm_executor(opts)?)),
+            ExecutionMode::Distributed => {
+                let backend = opts.scheduler.backend().ok_or(Error::NoScheduler)?;
+                let worker = worker_command(opts)?;
+                let env = BackendEnv {
+                    loss,
+                    worker: &worker,
+                    worker_parallelism: opts.worker_parallelism,
+                    keep_jobs_on_interrupt: opts.keep_jobs_on_interrupt,
+                };
+                Ok(Some(backend.executor(&env)?))
+            }
         }
     }
 }
 
-#[cfg(feature = "slurm")]
-fn slurm_executor(opts: &RunOptions) -> Result<Arc<dyn Executor>> {
-    let (program, args, cwd) = worker_program(opts)?;
-    let cfg = slurptuna_exec_slurm::SlurmConfig {
-        program,
-        args,
-        cwd,
-        cpus_per_task: opts.cpus_per_task,
-        mem_per_cpu: opts.mem_per_cpu.clone(),
-        time_limit: opts.worker_time_limit,
-        qos: opts.slurm_qos.clone(),
-        account: opts.slurm_account.clone(),
-        partition: opts.slurm_partition.clone(),
-        gres: opts.slurm_gres.clone(),
-        constraint: opts.slurm_constraint.clone(),
-        extra_sbatch_args: opts.slurm_extra_args.clone(),
-        array_parallelism_limit: opts.array_parallelism_limit,
-        poll_interval: std::time::Duration::from_secs_f64(opts.slurm_poll_seconds),
-        attempt_timeout: std::time::Duration::from_secs_f64(opts.slurm_timeout_minutes * 60.0),
-        fail_on_chunk_error: opts.fail_on_chunk_error,
-        trial_retry_attempts: opts.trial_retry_attempts,
-        worker_parallelism: opts.worker_parallelism,
-        keep_jobs_on_cancel: opts.keep_jobs_on_interrupt,
-        ..Default::default()
-    };
-    cfg.validate()?;
-    Ok(Arc::new(slurptuna_exec_slurm::SlurmExecutor::cli(cfg)))
-}
-
-#[cfg(not(feature = "slurm"))]
-fn slurm_executor(_opts: &RunOptions) -> Result<Arc<dyn Executor>> {
-    Err(Error::SlurmNotCompiled)
-}
-
-/// The worker program (this one unless `loss_module` names another), its argv and working dir.
-fn worker_program(opts: &RunOptions) -> Result<(PathBuf, Vec<std::ffi::OsString>, PathBuf)> {
+/// How workers are started: this program (unless `loss_module` names another), its argv and
+/// working directory.
+fn worker_command(opts: &RunOptions) -> Result<WorkerCommand> {
     let io = |what: &'static str| {
         move |e: std::io::Error| {
             Error::option("loss_module", format!("cannot determine {what}: {e}"))
@@ -150,16 +173,16 @@ fn worker_program(opts: &RunOptions) -> Result<(PathBuf, Vec<std::ffi::OsString>
         Vec::new()
     };
     let cwd = std::env::current_dir().map_err(io("the working directory"))?;
-    Ok((program, args, cwd))
+    Ok(WorkerCommand { program, args, cwd })
 }
 
 fn local_executor(loss: &LossDefinition, opts: &RunOptions) -> Result<Arc<dyn Executor>> {
     if opts.use_processes {
-        let (program, args, cwd) = worker_program(opts)?;
+        let worker = worker_command(opts)?;
         let cfg = slurptuna_exec_local::ProcessPoolConfig {
-            program,
-            args,
-            cwd,
+            program: worker.program,
+            args: worker.args,
+            cwd: worker.cwd,
             workers: opts.worker_parallelism,
         };
         Ok(Arc::new(slurptuna_exec_local::ProcessExecutor::new(
@@ -189,6 +212,7 @@ fn new_meta(
     opts: &RunOptions,
     layout: &SeedLayout,
     sampler: &str,
+    backend: &str,
 ) -> RunMeta {
     let seeds = layout.seeds();
     RunMeta {
@@ -197,7 +221,8 @@ fn new_meta(
         description: loss.description().to_string(),
         run_name: String::new(),
         run_dir: String::new(),
-        mode: opts.mode,
+        mode: opts.mode.as_str().to_string(),
+        backend: backend.to_string(),
         n_trials: opts.n_trials,
         entry_id: opts.entry_id.clone(),
         started_at_utc: format_utc(SystemTime::now()),
@@ -207,10 +232,7 @@ fn new_meta(
         chunk_size: layout.chunk_size(),
         num_chunks: layout.num_chunks(),
         max_concurrent_trials: opts.max_concurrent_trials as u64,
-        array_parallelism_limit: opts.array_parallelism_limit,
         worker_parallelism: opts.worker_parallelism as u64,
-        worker_time_limit_seconds: opts.worker_time_limit.as_secs(),
-        slurm_qos: opts.slurm_qos.clone(),
         direction: opts.direction,
         random_seed: opts.random_seed,
         sampler: sampler.to_string(),
@@ -221,6 +243,11 @@ fn new_meta(
         duration_seconds: None,
         best_value: None,
         best_params: None,
+        settings: opts
+            .scheduler
+            .backend()
+            .map(Backend::settings)
+            .unwrap_or_default(),
     }
 }
 
@@ -274,7 +301,13 @@ pub(crate) async fn run_study(
 ) -> Result<OptimizeResult> {
     let started = SystemTime::now();
     let sampler = sampler(opts);
-    let (store, mut meta) = open_store(loss, opts, new_meta(loss, opts, &layout, sampler.name()))?;
+    let backend = match (shared, opts.use_processes) {
+        (Some(e), _) => e.name(),
+        (None, true) => "processes",
+        (None, false) => "threads",
+    };
+    let meta = new_meta(loss, opts, &layout, sampler.name(), backend);
+    let (store, mut meta) = open_store(loss, opts, meta)?;
     let run_dir = store.run_dir().map(PathBuf::from).unwrap_or_default();
     let history = store.load()?;
     let executor = match shared {
@@ -285,7 +318,7 @@ pub(crate) async fn run_study(
         Some(id) => format!("{} [{id}]", loss.name()),
         None => loss.name().to_string(),
     };
-    let progress = Progress::new(&label, call.bars, call.multi.as_ref());
+    let progress = Progress::new(&label, opts.progress, call.bars, call.multi.as_ref());
     let study = Study {
         loss,
         entry_id: opts.entry_id.as_deref().map(Arc::from),

@@ -21,9 +21,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use slurptuna_core::{
-    best_of, search_param, ChunkIndex, ChunkResult, Direction, ExecutionMode, ParamSpace,
-    ParamValue, Params, RunMeta, RunSummary, SearchParam, SeedLayout, SeedSpec, SeedStats, Store,
-    TrialEvent, TrialNumber, TrialState,
+    best_of, search_param, ChunkIndex, ChunkResult, Direction, ParamSpace, ParamValue, Params,
+    RunMeta, RunSummary, SearchParam, SeedLayout, SeedSpec, SeedStats, Store, TrialEvent,
+    TrialNumber, TrialState,
 };
 use slurptuna_store::FsStore;
 
@@ -134,7 +134,8 @@ fn meta(a: &Args, space: ParamSpace) -> Result<RunMeta> {
         description: "store benchmark".into(),
         run_name: String::new(),
         run_dir: String::new(),
-        mode: ExecutionMode::Single,
+        mode: "single".into(),
+        backend: "threads".into(),
         n_trials: a.trials,
         entry_id: None,
         started_at_utc: slurptuna_core::format_utc(std::time::SystemTime::now()),
@@ -144,10 +145,7 @@ fn meta(a: &Args, space: ParamSpace) -> Result<RunMeta> {
         chunk_size: 100,
         num_chunks: a.chunks,
         max_concurrent_trials: 2,
-        array_parallelism_limit: None,
         worker_parallelism: 1,
-        worker_time_limit_seconds: 7200,
-        slurm_qos: Some("short".into()),
         direction: Direction::Minimize,
         random_seed: 123,
         sampler: "tpe".into(),
@@ -158,6 +156,7 @@ fn meta(a: &Args, space: ParamSpace) -> Result<RunMeta> {
         duration_seconds: None,
         best_value: None,
         best_params: None,
+        settings: serde_json::Map::new(),
     })
 }
 
@@ -207,7 +206,7 @@ fn write_run(a: &Args, root: &Path) -> Result<(PathBuf, Duration)> {
             store.append(&TrialEvent::ChunkDone {
                 trial,
                 chunk: ChunkIndex(c),
-                key: format!("{:016x}", rng.gen::<u64>()),
+                key: slurptuna_core::ChunkKey::new(format!("{:016x}", rng.gen::<u64>())),
                 result: ChunkResult {
                     stats,
                     values: in_flight.then_some(values),

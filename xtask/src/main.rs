@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's automation, in Rust instead of shell scripts.
 //!
-//! - `cargo xtask ci` — fmt check, clippy `-D warnings`, the whole test suite.
+//! - `cargo xtask test` — the whole test suite (all features, then the library without default
+//!   features).
+//! - `cargo xtask ci` — fmt check, clippy and rustdoc `-D warnings`, then `test`.
 //! - `cargo xtask bench sampler|store|slurm` — side-by-side benchmarks (not part of the tests).
 //! - `cargo xtask slurm up|down|status` — a single-node Slurm cluster on this machine (root).
 
@@ -18,7 +20,8 @@ use anyhow::{bail, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                      fmt check, clippy -D warnings, tests
+  test                    the whole test suite (all features; the library without defaults)
+  ci                      fmt check, clippy and rustdoc -D warnings, then test
   bench sampler [args]    sampler speed/quality vs Optuna and rustuna -> bench/results/sampler.md
   bench store [args]      resume time and memory of a 10,000-trial run -> bench/results/store.md
   bench slurm [args]      per-trial overhead on the local Slurm vs the Python original -> bench/results/slurm.md
@@ -41,6 +44,7 @@ fn run() -> Result<()> {
         args.first().map(String::as_str),
         args.get(1).map(String::as_str),
     ) {
+        (Some("test"), _) => ci::test(rest(1)),
         (Some("ci"), _) => ci::run(rest(1)),
         (Some("bench"), Some("sampler")) => bench_sampler::run(rest(2)),
         (Some("bench"), Some("store")) => bench_store::run(rest(2)),

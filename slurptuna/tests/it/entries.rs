@@ -83,12 +83,21 @@ fn a_failing_entry_does_not_stop_the_others() {
         })
         .unwrap();
     match optimize_entries(&l, ["ok1", "bad", "ok2"], opts(dir.path())) {
-        Err(Error::EntriesFailed {
-            failures,
-            run_dir,
-            n_entries,
-        }) => {
-            assert_eq!(n_entries, 3);
+        Err(Error::EntriesFailed { finished, failures }) => {
+            let run_dir = finished.run_dir.clone();
+            assert_eq!(finished.n_entries, 3);
+            assert_eq!(finished.entries, ["ok1", "bad", "ok2"]);
+            // The entries that finished come back with their results.
+            let done: Vec<&String> = finished.results_by_entry.keys().collect();
+            assert_eq!(done, ["ok1", "ok2"]);
+            for id in ["ok1", "ok2"] {
+                let r = &finished.results_by_entry[id];
+                assert_eq!(r.n_complete, r.n_trials, "{id}");
+                assert_eq!(finished.best_values_by_entry[id], r.best_value);
+                assert!(finished.run_dirs_by_entry[id]
+                    .join("journal.jsonl")
+                    .is_file());
+            }
             assert_eq!(failures.len(), 1);
             assert_eq!(failures[0].0, "bad");
             assert!(

@@ -2,12 +2,10 @@
 //! under this code to the result the uninterrupted run had.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use slurptuna::{optimize_run, RunOptions};
 
-use crate::util::{assert_success, bowl, fixture, run_with_timeout, trial_sequence};
+use crate::util::{bowl, trial_sequence};
 
 fn fixtures() -> &'static Path {
     Path::new(concat!(
@@ -60,6 +58,8 @@ fn an_interrupted_single_mode_run_of_the_previous_release_resumes_to_the_same_re
             .unwrap();
     assert_eq!(meta["resumes"].as_array().unwrap().len(), 2, "{meta}");
     assert_eq!(meta["resumes"][1]["unfinished_trials"], 1, "{meta}");
+    // The default scheduler (Slurm) records the original's fields, in SINGLE mode too.
+    #[cfg(feature = "slurm")]
     for key in [
         "slurm_qos",
         "worker_time_limit_seconds",
@@ -69,8 +69,13 @@ fn an_interrupted_single_mode_run_of_the_previous_release_resumes_to_the_same_re
     }
 }
 
+#[cfg(all(feature = "fixtures", feature = "slurm"))]
 #[test]
 fn an_interrupted_distributed_run_finishes_from_its_trial_directory() {
+    use crate::util::{assert_success, fixture, run_with_timeout};
+    use std::process::Command;
+    use std::time::Duration;
+
     // Chunk 1 of trial 2 is only in the trial directory, so the resumed controller delivers it
     // from there and submits nothing: no cluster is needed.
     let dir = tempfile::tempdir().unwrap();

@@ -4,18 +4,25 @@
 mod util;
 
 /// The seed's example program, verbatim, runs and prints sensible results.
+#[cfg(feature = "fixtures")]
 mod api;
+/// Backends as values: async runtimes, the async API, a user's own executor, no scheduler.
+mod backends;
 /// The `slurptuna` command-line tool on a real run directory.
+#[cfg(feature = "cli")]
 mod cli;
 /// SIGKILL at random points, then resume: nothing lost, duplicated or corrupted.
+#[cfg(feature = "fixtures")]
 mod crash;
 /// DISTRIBUTED mode on a real Slurm cluster (skips visibly without one).
+#[cfg(all(feature = "fixtures", feature = "slurm"))]
 mod distributed;
 /// optimize_entries: per-entry studies, labels, partial failure.
 mod entries;
 /// Run directories of the previous release resume to the same result.
 mod legacy;
 /// Worker processes (`use_processes`): a loss that aborts fails its trial only.
+#[cfg(feature = "fixtures")]
 mod processes;
 /// Resume: totals, same sequence as an uninterrupted run, refused on mismatch, locks.
 mod resume;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use slurptuna::{loss, search_param, LossDefinition, RunOptions};
 
 /// Path of a fixture program (built with `--features fixtures`, as the test command does).
+#[cfg_attr(not(feature = "fixtures"), allow(dead_code))]
 pub(crate) fn fixture(name: &str) -> PathBuf {
     let path = match name {
         "study" => option_env!("CARGO_BIN_EXE_slurptuna-fixture-study"),
@@ -18,6 +19,7 @@ pub(crate) fn fixture(name: &str) -> PathBuf {
 }
 
 /// Runs `cmd` to completion, killing it after `timeout`; returns its output.
+#[cfg_attr(not(feature = "fixtures"), allow(dead_code))]
 pub(crate) fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -43,6 +45,7 @@ pub(crate) fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
 }
 
 /// Panics with the command, status and output unless it succeeded.
+#[cfg_attr(not(feature = "fixtures"), allow(dead_code))]
 pub(crate) fn assert_success(cmd: &Command, out: &Output) {
     assert!(
         out.status.success(),
