@@ -262,7 +262,11 @@ fn open_store(
             FsStore::create_versioned(&opts.run_root, loss.name(), &meta)?,
             None,
         ),
-        Some(name) => FsStore::open_or_create(&opts.run_root.join(name), &meta)?,
+        Some(name) => {
+            // Checked (again, it is cheap) so the path is built from a `RunName` only.
+            let name = validate::check_dir_name("run_name", name)?;
+            FsStore::open_or_create(&opts.run_root.join(name.as_str()), &meta)?
+        }
     };
     let run_dir = store.run_dir().map(PathBuf::from).unwrap_or_default();
     meta.run_dir = run_dir.display().to_string();

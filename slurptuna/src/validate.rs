@@ -1,8 +1,7 @@
 //! Every option checked before anything touches the disk or a scheduler.
 
-use std::path::Path;
-
-use slurptuna_core::{validate_name, LossDefinition, SeedLayout, SeedSpec};
+use slurptuna_core::{LossDefinition, SeedLayout, SeedSpec};
+use slurptuna_store::{RunName, StoreError};
 
 use crate::error::{Error, Result};
 use crate::mode::ExecutionMode;
@@ -59,20 +58,13 @@ pub(crate) fn validate(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedL
     Ok(SeedLayout::resolve(&spec, loss.seed_start())?)
 }
 
-/// Checks a directory name given by the user (`run_name`, `run_name_prefix`).
-pub(crate) fn check_dir_name(option: &'static str, name: &str) -> Result<()> {
-    validate_name(name).map_err(|e| {
-        let reason = e
-            .to_string()
-            .replace("loss definition: ", "")
-            .replace("loss name", "name");
-        Error::option(option, reason)
-    })?;
-    if Path::new(name).components().count() != 1 {
-        return Err(Error::option(
-            option,
-            format!("'{name}' must be a single directory name"),
-        ));
-    }
-    Ok(())
+/// Checks a directory name given by the user (`run_name`, `run_name_prefix`): one path
+/// component that cannot leave the run root.
+pub(crate) fn check_dir_name(option: &'static str, name: &str) -> Result<RunName> {
+    RunName::new(name).map_err(|e| match e {
+        StoreError::InvalidName { name, reason } => {
+            Error::option(option, format!("'{name}' is not a directory name: {reason}"))
+        }
+        other => Error::Store(other),
+    })
 }
