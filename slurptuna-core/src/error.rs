@@ -92,6 +92,61 @@ pub enum CoreError {
         /// What was expected and what happened.
         detail: String,
     },
+    /// A task of a batch scheduler's job array started the worker side without what it needs
+    /// (its task file, its task index, a task file of this format) or for a chunk its trial
+    /// does not have.
+    #[error("batch worker: {reason}")]
+    Worker {
+        /// What is missing or wrong, and what to do.
+        reason: String,
+    },
+    /// A worker program did not build the loss its task asks for.
+    #[error(
+        "the worker program did not build the loss '{requested}' (argv: {argv:?}; losses it built: {available:?}): \
+         build the loss before calling optimize_run, and keep forward_sys_argv_to_workers on if its name depends on the arguments"
+    )]
+    LossNotFound {
+        /// The loss named in the task file.
+        requested: String,
+        /// The worker's own command line (the forwarded argv).
+        argv: Vec<String>,
+        /// `registered_loss_names()` in the worker.
+        available: Vec<String>,
+    },
+    /// The loss failed on a seed of a batch worker's chunk (a failure record was written next
+    /// to where the result would be, for the controller to report).
+    #[error("chunk {chunk} of trial {trial} failed: {failure}")]
+    ChunkFailed {
+        /// The trial.
+        trial: crate::trial::TrialNumber,
+        /// The chunk.
+        chunk: crate::trial::ChunkIndex,
+        /// The failing seed and why.
+        failure: crate::evaluate::SeedFailure,
+    },
+    /// A file (of a trial directory: task file, job record, chunk result) could not be read or
+    /// written.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done (`cannot write`, `cannot read`, `cannot create directory`).
+        action: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file (of a trial directory) holds malformed JSON.
+    #[error("malformed {what} in {path}: delete the file to have it rewritten")]
+    Json {
+        /// Which file (`task file`, `job record`, `chunk result`).
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl CoreError {

@@ -27,6 +27,8 @@
 //! ```
 
 mod backend;
+#[cfg(feature = "batch")]
+pub mod batch;
 mod error;
 mod evaluate;
 mod executor;

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use slurptuna_core::batch::{JobId, TaskRef};
 
-use crate::client::{JobId, JobState, SlurmClient, SubmitRequest, TaskRef, TaskStatus};
+use crate::client::{JobState, SlurmClient, SlurmTaskStatus, SubmitRequest};
 use crate::error::SlurmError;
 
 /// How long one Slurm command may take before it is killed and reported.
@@ -112,7 +113,7 @@ impl SlurmClient for CliSlurm {
         parse_sbatch(&out.stdout)
     }
 
-    async fn queue(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, SlurmError> {
+    async fn queue(&self, jobs: &[JobId]) -> Result<Vec<SlurmTaskStatus>, SlurmError> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -127,7 +128,7 @@ impl SlurmClient for CliSlurm {
         parse_squeue(&out.stdout)
     }
 
-    async fn accounting(&self, jobs: &[JobId]) -> Result<Option<Vec<TaskStatus>>, SlurmError> {
+    async fn accounting(&self, jobs: &[JobId]) -> Result<Option<Vec<SlurmTaskStatus>>, SlurmError> {
         if self.accounting.load(Ordering::Relaxed) == 2 {
             return Ok(None);
         }
@@ -190,7 +191,7 @@ fn classify_sbatch_failure(req: &SubmitRequest, out: Output) -> SlurmError {
             stderr: err.to_string(),
         };
     }
-    if let Some(qos) = &req.qos {
+    if let Some(qos) = &req.options.slurm_qos {
         if err.to_ascii_lowercase().contains("invalid qos") {
             return SlurmError::InvalidQos {
                 qos: qos.clone(),
@@ -221,65 +222,72 @@ fn escape_pattern_dir(p: &Path) -> OsString {
     OsString::from_vec(out)
 }
 
-/// The argv of `sbatch` for `req` (without the program name).
+/// The argv of `sbatch` for `req` (without the program name): the array from
+/// `req.submission`, the resources and extra arguments from `req.options`.
 ///
 /// ```
-/// # use slurptuna_exec_slurm::{sbatch_argv, SubmitRequest};
+/// # use std::sync::Arc;
 /// # use std::time::Duration;
+/// use slurptuna_exec_slurm::{sbatch_argv, ArraySubmission, SlurmOptions, SubmitRequest};
 /// let req = SubmitRequest {
-///     script: "/r/chunk_task.sh".into(),
-///     script_args: vec!["/r/task.json".into(), "/bin/prog".into(), "$(x)".into()],
-///     array: vec![0, 1, 2, 5],
-///     array_limit: Some(2),
-///     job_name: "slurptuna-toy-t3".into(),
-///     chdir: "/work".into(),
-///     output: "/r/logs/chunk_%A_%a.out".into(),
-///     error: "/r/logs/chunk_%A_%a.err".into(),
-///     cpus_per_task: 1,
-///     mem_per_cpu: "2G".into(),
-///     time_limit: Duration::from_secs(90),
-///     qos: None, account: None, partition: None, gres: None, constraint: None,
-///     env: vec![], extra_args: vec![],
+///     submission: ArraySubmission {
+///         script: "/r/chunk_task.sh".into(),
+///         script_args: vec!["/r/task.json".into(), "/bin/prog".into(), "$(x)".into()],
+///         array: vec![0, 1, 2, 5],
+///         array_limit: Some(2),
+///         job_name: "slurptuna-toy-t3".into(),
+///         chdir: "/work".into(),
+///         output: "/r/logs/chunk_%A_%a.out".into(),
+///         error: "/r/logs/chunk_%A_%a.err".into(),
+///         env: vec![],
+///     },
+///     options: Arc::new(SlurmOptions {
+///         worker_time_limit: Duration::from_secs(90),
+///         ..Default::default()
+///     }),
 /// };
 /// let argv = sbatch_argv(&req);
 /// assert_eq!(argv[1], "--array=0-2,5%2");
+/// assert!(argv.contains(&"--time=0-00:01:30".into()));
+/// assert!(argv.contains(&"--qos=short".into()));
 /// assert_eq!(argv.last().unwrap(), "$(x)");
 /// ```
 pub fn sbatch_argv(req: &SubmitRequest) -> Vec<OsString> {
+    let (sub, opts) = (&req.submission, &*req.options);
     let mut a: Vec<OsString> = vec!["--parsable".into()];
-    let mut spec = array_spec(&req.array);
-    if let Some(l) = req.array_limit {
+    let mut spec = array_spec(&sub.array);
+    if let Some(l) = sub.array_limit {
         spec.push_str(&format!("%{l}"));
     }
     a.push(flag("--array", spec));
-    a.push(flag("--job-name", &req.job_name));
-    a.push(flag("--chdir", &req.chdir));
-    a.push(flag("--output", pattern(&req.output)));
-    a.push(flag("--error", pattern(&req.error)));
-    a.push(flag("--cpus-per-task", req.cpus_per_task.to_string()));
-    a.push(flag("--mem-per-cpu", &req.mem_per_cpu));
-    a.push(flag("--time", slurm_time(req.time_limit)));
+    a.push(flag("--job-name", &sub.job_name));
+    a.push(flag("--chdir", &sub.chdir));
+    a.push(flag("--output", pattern(&sub.output)));
+    a.push(flag("--error", pattern(&sub.error)));
+    a.push(flag("--cpus-per-task", opts.cpus_per_task.to_string()));
+    a.push(flag("--mem-per-cpu", &opts.mem_per_cpu));
+    a.push(flag("--time", slurm_time(opts.worker_time_limit)));
     for (name, v) in [
-        ("--qos", &req.qos),
-        ("--account", &req.account),
-        ("--partition", &req.partition),
-        ("--gres", &req.gres),
-        ("--constraint", &req.constraint),
+        ("--qos", &opts.slurm_qos),
+        ("--account", &opts.slurm_account),
+        ("--partition", &opts.slurm_partition),
+        ("--gres", &opts.slurm_gres),
+        ("--constraint", &opts.slurm_constraint),
     ] {
         if let Some(v) = v {
             a.push(flag(name, v));
         }
     }
-    if !req.env.is_empty() {
+    if !sub.env.is_empty() {
         let mut e = String::from("ALL");
-        for (k, v) in &req.env {
+        for (k, v) in &sub.env {
             e.push_str(&format!(",{k}={v}"));
         }
         a.push(flag("--export", e));
     }
-    a.extend(req.extra_args.iter().map(OsString::from));
-    a.push(req.script.clone().into_os_string());
-    a.extend(req.script_args.iter().cloned());
+    a.extend(opts.slurm_extra_args.iter().map(OsString::from));
+    a.push(sub.script.clone().into_os_string());
+    a.extend(sub.script_args.iter().cloned());
     a
 }
 
@@ -464,7 +472,7 @@ fn expand_tasks(field: &str) -> Option<Vec<Option<u64>>> {
 /// assert_eq!((s[2].task, &s[2].state), (Some(2), &JobState::Pending));
 /// assert_eq!(s[3].task, None);
 /// ```
-pub fn parse_squeue(stdout: &str) -> Result<Vec<TaskStatus>, SlurmError> {
+pub fn parse_squeue(stdout: &str) -> Result<Vec<SlurmTaskStatus>, SlurmError> {
     let mut out = Vec::new();
     for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let f: Vec<&str> = line.split('|').collect();
@@ -488,7 +496,7 @@ pub fn parse_squeue(stdout: &str) -> Result<Vec<TaskStatus>, SlurmError> {
             .filter(|s| !s.is_empty() && *s != "None")
             .map(str::to_string);
         for task in tasks {
-            out.push(TaskStatus {
+            out.push(SlurmTaskStatus {
                 job: JobId(job),
                 task,
                 state: JobState::parse(f[2]),
@@ -507,7 +515,7 @@ pub fn parse_squeue(stdout: &str) -> Result<Vec<TaskStatus>, SlurmError> {
 /// assert_eq!((s[1].task, &s[1].state), (Some(1), &JobState::Cancelled));
 /// assert_eq!(s[2].detail.as_deref(), Some("exit code 0:0"));
 /// ```
-pub fn parse_sacct(stdout: &str) -> Result<Vec<TaskStatus>, SlurmError> {
+pub fn parse_sacct(stdout: &str) -> Result<Vec<SlurmTaskStatus>, SlurmError> {
     let mut out = Vec::new();
     for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let f: Vec<&str> = line.split('|').collect();
@@ -532,7 +540,7 @@ pub fn parse_sacct(stdout: &str) -> Result<Vec<TaskStatus>, SlurmError> {
         let tasks = expand_tasks(task)
             .ok_or_else(|| parse_err("sacct", format!("bad array task {:?}", f[0]), stdout))?;
         for task in tasks {
-            out.push(TaskStatus {
+            out.push(SlurmTaskStatus {
                 job: JobId(job),
                 task,
                 state: JobState::parse(f[1]),
@@ -558,8 +566,14 @@ pub fn parse_max_array_size(stdout: &str) -> Result<u64, SlurmError> {
 mod tests {
     use super::*;
 
-    fn req() -> SubmitRequest {
-        SubmitRequest {
+    use std::sync::Arc;
+
+    use slurptuna_core::batch::ArraySubmission;
+
+    use crate::options::SlurmOptions;
+
+    fn submission() -> ArraySubmission {
+        ArraySubmission {
             script: "/runs/r%1/trials/trial_00003/chunk_task.sh".into(),
             script_args: vec![
                 "/runs/r%1/trials/trial_00003/task.json".into(),
@@ -573,16 +587,34 @@ mod tests {
             chdir: "/home/u/proj".into(),
             output: "/runs/r%1/trials/trial_00003/logs/chunk_%A_%a.out".into(),
             error: "/runs/r%1/trials/trial_00003/logs/chunk_%A_%a.err".into(),
+            env: vec![],
+        }
+    }
+
+    fn options() -> SlurmOptions {
+        SlurmOptions {
             cpus_per_task: 4,
             mem_per_cpu: "500M".into(),
-            time_limit: Duration::from_secs(3 * 3600 + 61),
-            qos: None,
-            account: None,
-            partition: None,
-            gres: None,
-            constraint: None,
-            env: vec![],
-            extra_args: vec![],
+            worker_time_limit: Duration::from_secs(3 * 3600 + 61),
+            slurm_qos: None,
+            ..Default::default()
+        }
+    }
+
+    fn req() -> SubmitRequest {
+        SubmitRequest {
+            submission: submission(),
+            options: Arc::new(options()),
+        }
+    }
+
+    fn with_qos(qos: &str) -> SubmitRequest {
+        SubmitRequest {
+            submission: submission(),
+            options: Arc::new(SlurmOptions {
+                slurm_qos: Some(qos.into()),
+                ..options()
+            }),
         }
     }
 
@@ -616,15 +648,20 @@ mod tests {
     #[test]
     fn sbatch_argv_all_options() {
         let r = SubmitRequest {
-            array_limit: Some(4),
-            qos: Some("short".into()),
-            account: Some("lab".into()),
-            partition: Some("gpu".into()),
-            gres: Some("gpu:1".into()),
-            constraint: Some("a100".into()),
-            env: vec![("SLURPTUNA_CHUNK_OFFSET".into(), "1000".into())],
-            extra_args: vec!["--exclusive".into(), "--nice=5".into()],
-            ..req()
+            submission: ArraySubmission {
+                array_limit: Some(4),
+                env: vec![("SLURPTUNA_CHUNK_OFFSET".into(), "1000".into())],
+                ..submission()
+            },
+            options: Arc::new(SlurmOptions {
+                slurm_qos: Some("short".into()),
+                slurm_account: Some("lab".into()),
+                slurm_partition: Some("gpu".into()),
+                slurm_gres: Some("gpu:1".into()),
+                slurm_constraint: Some("a100".into()),
+                slurm_extra_args: vec!["--exclusive".into(), "--nice=5".into()],
+                ..options()
+            }),
         };
         let a = strs(&sbatch_argv(&r));
         assert_eq!(a[1], "--array=0-3,7%4");
@@ -711,7 +748,7 @@ mod tests {
         assert_eq!(s[1].detail.as_deref(), Some("NonZeroExitCode"));
         assert_eq!(
             s[3],
-            TaskStatus {
+            SlurmTaskStatus {
                 job: JobId(2),
                 task: None,
                 state: JobState::Cancelled,
@@ -817,26 +854,17 @@ mod tests {
         let logged = std::fs::read_to_string(&log).unwrap();
         assert!(logged.contains("$(touch pwned)\n"), "{logged}");
         assert!(!d.path().join("pwned").exists());
-        let bogus = SubmitRequest {
-            qos: Some("bogus".into()),
-            ..req()
-        };
+        let bogus = with_qos("bogus");
         assert!(matches!(
             c.submit(&bogus).await,
             Err(SlurmError::InvalidQos { .. })
         ));
-        let busy = SubmitRequest {
-            qos: Some("busy".into()),
-            ..req()
-        };
+        let busy = with_qos("busy");
         assert!(matches!(
             c.submit(&busy).await,
             Err(SlurmError::SubmitLimit { .. })
         ));
-        let broken = SubmitRequest {
-            qos: Some("broken".into()),
-            ..req()
-        };
+        let broken = with_qos("broken");
         let e = c.submit(&broken).await.unwrap_err().to_string();
         assert!(
             e.contains("exit status 7") && e.contains("boom") && e.contains("sbatch"),

@@ -1,43 +1,13 @@
-//! The `SlurmClient` trait: typed calls for what the executor asks of Slurm.
+//! The `SlurmClient` trait: typed calls for what the Slurm backend asks of Slurm.
 
-use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use slurptuna_core::batch::{ArraySubmission, JobId, TaskRef};
 
 use crate::error::SlurmError;
-
-/// A Slurm job id (for an array: the array's job id, `%A`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct JobId(pub u64);
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// A whole job (`123`) or one array task (`123_4`), as `scancel` takes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TaskRef {
-    /// The (array) job.
-    pub job: JobId,
-    /// The array task id, or `None` for the whole job.
-    pub task: Option<u64>,
-}
-
-impl fmt::Display for TaskRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.task {
-            Some(t) => write!(f, "{}_{t}", self.job),
-            None => write!(f, "{}", self.job),
-        }
-    }
-}
+use crate::options::SlurmOptions;
 
 /// The state of a job or array task, as `squeue`/`sacct` print it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -154,65 +124,38 @@ impl fmt::Display for JobState {
     }
 }
 
-/// The state of one job or array task.
+/// The state of one job or array task, in Slurm's terms (the batch layer's
+/// `slurptuna_core::batch::TaskStatus` is made from it by [`crate::SlurmBatchClient`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TaskStatus {
+pub struct SlurmTaskStatus {
     /// The (array) job id.
     pub job: JobId,
     /// The array task id, `None` for a plain job.
     pub task: Option<u64>,
     /// Its state.
     pub state: JobState,
-    /// Slurm's reason or exit code, when it gave one (`NonZeroExitCode`, `3:0`).
+    /// Slurm's reason or exit code, when it gave one (`NonZeroExitCode`, `exit code 3:0`).
     pub detail: Option<String>,
 }
 
-/// One `sbatch` of a job array running a fixed batch script.
+/// One `sbatch` of a job array running a fixed batch script: the array (from the batch layer)
+/// and the Slurm options (resources, QoS, extra arguments), referenced, not copied, so that the
+/// options exist in one struct only.
 ///
-/// Every field is data that becomes exactly one argument; nothing is interpreted by a shell.
+/// Every field becomes exactly one argument; nothing is interpreted by a shell.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubmitRequest {
-    /// The batch script (a file written by this backend).
-    pub script: PathBuf,
-    /// Arguments of the script (task file, program, the program's arguments).
-    pub script_args: Vec<OsString>,
-    /// Array task ids (`--array`), any order; packed into ranges.
-    pub array: Vec<u64>,
-    /// `%limit` on the array: tasks of this array running at once.
-    pub array_limit: Option<u64>,
-    /// `--job-name`.
-    pub job_name: String,
-    /// `--chdir`.
-    pub chdir: PathBuf,
-    /// `--output` pattern (`%A`, `%a` expanded by Slurm).
-    pub output: PathBuf,
-    /// `--error` pattern.
-    pub error: PathBuf,
-    /// `--cpus-per-task`.
-    pub cpus_per_task: u32,
-    /// `--mem-per-cpu`.
-    pub mem_per_cpu: String,
-    /// `--time`.
-    pub time_limit: Duration,
-    /// `--qos`.
-    pub qos: Option<String>,
-    /// `--account`.
-    pub account: Option<String>,
-    /// `--partition`.
-    pub partition: Option<String>,
-    /// `--gres`.
-    pub gres: Option<String>,
-    /// `--constraint`.
-    pub constraint: Option<String>,
-    /// Environment variables set for the tasks on top of the submitting environment
-    /// (`--export=ALL,NAME=value`).
-    pub env: Vec<(String, String)>,
-    /// Further arguments, as given.
-    pub extra_args: Vec<String>,
+    /// The array: script, its arguments, array ids and limit, job name, directory, output and
+    /// error patterns (`%A`, `%a`), environment.
+    pub submission: ArraySubmission,
+    /// `--cpus-per-task`, `--mem-per-cpu`, `--time`, `--qos`, `--account`, `--partition`,
+    /// `--gres`, `--constraint` and the extra arguments.
+    pub options: Arc<SlurmOptions>,
 }
 
-/// What the executor needs from Slurm. [`crate::CliSlurm`] runs the real commands;
-/// [`crate::FakeSlurm`] runs tasks as local processes.
+/// What the Slurm backend needs from Slurm, in Slurm's terms. [`crate::CliSlurm`] runs the real
+/// commands; [`crate::FakeSlurm`] runs tasks as local processes; [`crate::SlurmBatchClient`]
+/// turns any of them into the batch layer's `BatchClient`.
 ///
 /// # Contract
 /// - `submit` returns the array job id once Slurm accepted the array; a submit-limit refusal is
@@ -231,10 +174,10 @@ pub trait SlurmClient: Send + Sync {
     async fn submit(&self, req: &SubmitRequest) -> Result<JobId, SlurmError>;
 
     /// `squeue`: states of every task of `jobs` still known to the controller.
-    async fn queue(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, SlurmError>;
+    async fn queue(&self, jobs: &[JobId]) -> Result<Vec<SlurmTaskStatus>, SlurmError>;
 
     /// `sacct`: final states from accounting, or `None` when accounting is disabled.
-    async fn accounting(&self, jobs: &[JobId]) -> Result<Option<Vec<TaskStatus>>, SlurmError>;
+    async fn accounting(&self, jobs: &[JobId]) -> Result<Option<Vec<SlurmTaskStatus>>, SlurmError>;
 
     /// `scancel`: cancels jobs or array tasks.
     async fn cancel(&self, targets: &[TaskRef]) -> Result<(), SlurmError>;

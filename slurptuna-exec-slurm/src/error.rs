@@ -2,26 +2,22 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
 use std::process::ExitStatus;
 
-/// Everything that can go wrong in the Slurm backend: bad options, a Slurm command that could
-/// not start or failed, unreadable task files, a worker that could not evaluate its chunk.
+/// Everything that can go wrong talking to Slurm: a command that could not start, failed, was
+/// refused, or printed something unreadable. (Option errors are
+/// `slurptuna_core::CoreError::InvalidOption`, from [`crate::SlurmOptions::validate`]; trial
+/// directories and the worker side belong to `slurptuna_core::batch`.)
 ///
 /// Messages are lowercase, say what failed and where, and what to do; the cause is kept as the
-/// error's source, never flattened into the message.
+/// error's source, never flattened into the message. For the batch executor each variant has a
+/// kind ([`crate::SlurmBatchClient`]): `SubmitLimit` backs off, `Failed` and `Parse` are retried,
+/// the others stop the run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SlurmError {
-    /// A [`crate::SlurmConfig`] option is out of range or malformed.
-    #[error("slurm option '{option}': {reason}")]
-    InvalidConfig {
-        /// The option name (a `SlurmConfig` field).
-        option: &'static str,
-        /// What is wrong and how to fix it.
-        reason: String,
-    },
-    /// A Slurm command could not be started at all (not installed, not on `PATH`).
+    /// A Slurm command could not be started at all (not installed, not on `PATH`), or did not
+    /// answer in time.
     #[error("could not run `{program}`: is Slurm installed and on PATH?")]
     Spawn {
         /// The command (`sbatch`, `squeue`, ...).
@@ -68,62 +64,6 @@ pub enum SlurmError {
         reason: String,
         /// The offending output (truncated).
         output: String,
-    },
-    /// A file of the trial directory (task file, chunk result, job record) could not be read or
-    /// written.
-    #[error("{action} {path}")]
-    Io {
-        /// What was being done (`cannot write`, `cannot read`).
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file of the trial directory holds malformed JSON.
-    #[error("malformed {what} in {path}: delete the file to have it rewritten")]
-    Json {
-        /// Which file (`task file`, `chunk result`, `job record`).
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The JSON error.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The worker was started without a usable environment (`SLURPTUNA_TASK_FILE`,
-    /// `SLURM_ARRAY_TASK_ID`).
-    #[error("worker environment: {0}")]
-    WorkerEnv(String),
-    /// The worker program did not build the loss the task asks for.
-    #[error(
-        "the worker program did not build the loss '{requested}' (argv: {argv:?}; losses it built: {available:?}): \
-         build the loss before calling optimize_run, and keep forward_sys_argv_to_workers on if its name depends on the arguments"
-    )]
-    LossNotFound {
-        /// The loss named in the task file.
-        requested: String,
-        /// The worker's own command line (the forwarded argv).
-        argv: Vec<String>,
-        /// `registered_loss_names()` in the worker.
-        available: Vec<String>,
-    },
-    /// The loss failed on a seed of this worker's chunk (a failure record was written).
-    #[error("chunk {chunk} of trial {trial} failed: {reason}")]
-    ChunkFailed {
-        /// Trial number.
-        trial: u64,
-        /// Chunk index.
-        chunk: u64,
-        /// The seed failure.
-        reason: String,
-    },
-    /// The job directory needed for the task files is unknown.
-    #[error("trial {trial} has no trial directory and no scratch_dir is configured: the Slurm backend needs a directory shared with the compute nodes")]
-    NoTrialDir {
-        /// Trial number.
-        trial: u64,
     },
 }
 
@@ -183,37 +123,11 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-impl SlurmError {
-    pub(crate) fn config(option: &'static str, reason: impl Into<String>) -> Self {
-        SlurmError::InvalidConfig {
-            option,
-            reason: reason.into(),
-        }
-    }
-
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
-        SlurmError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
-    }
-}
-
 impl From<SlurmError> for slurptuna_core::CoreError {
     fn from(e: SlurmError) -> Self {
-        match e {
-            SlurmError::InvalidConfig { option, reason } => {
-                slurptuna_core::CoreError::InvalidOption { option, reason }
-            }
-            other => slurptuna_core::CoreError::Executor {
-                executor: "slurm",
-                source: Box::new(other),
-            },
+        slurptuna_core::CoreError::Executor {
+            executor: "slurm",
+            source: Box::new(e),
         }
     }
 }

@@ -7,10 +7,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use slurptuna_core::batch::{JobId, TaskRef};
 use tokio::sync::oneshot;
 
 use crate::cli::sbatch_argv;
-use crate::client::{JobId, JobState, SlurmClient, SubmitRequest, TaskRef, TaskStatus};
+use crate::client::{JobState, SlurmClient, SlurmTaskStatus, SubmitRequest};
 use crate::error::SlurmError;
 
 /// A scripted refusal of the next `sbatch`.
@@ -323,7 +324,11 @@ fn schedule(inner: &Inner) {
         let mut g = lock(inner);
         let st = &mut *g;
         for (&job, j) in st.jobs.iter_mut() {
-            let limit = j.req.array_limit.map_or(usize::MAX, |l| l as usize);
+            let limit = j
+                .req
+                .submission
+                .array_limit
+                .map_or(usize::MAX, |l| l as usize);
             let mut running = j
                 .tasks
                 .values()
@@ -384,9 +389,10 @@ async fn run_process(
             .append(true)
             .open(p)
     };
+    let sub = &req.submission;
     let (out, err) = match (
-        open(&expand(&req.output, job, task)),
-        open(&expand(&req.error, job, task)),
+        open(&expand(&sub.output, job, task)),
+        open(&expand(&sub.error, job, task)),
     ) {
         (Ok(o), Ok(e)) => (o, e),
         _ => {
@@ -396,13 +402,13 @@ async fn run_process(
             )
         }
     };
-    let mut cmd = tokio::process::Command::new(&req.script);
-    cmd.args(&req.script_args)
-        .current_dir(&req.chdir)
+    let mut cmd = tokio::process::Command::new(&sub.script);
+    cmd.args(&sub.script_args)
+        .current_dir(&sub.chdir)
         .env("SLURM_ARRAY_TASK_ID", task.to_string())
         .env("SLURM_ARRAY_JOB_ID", job.to_string())
         .env("SLURM_JOB_ID", job.to_string())
-        .envs(req.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(sub.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
@@ -432,7 +438,7 @@ async fn run_process(
             Ok(s) => (JobState::Failed, Some(crate::error::describe_status(&s))),
             Err(e) => (JobState::Failed, Some(e.to_string())),
         },
-        _ = tokio::time::sleep(req.time_limit) => {
+        _ = tokio::time::sleep(req.options.worker_time_limit) => {
             killpg();
             let _ = child.wait().await;
             (JobState::Timeout, None)
@@ -452,13 +458,14 @@ impl SlurmClient for FakeSlurm {
             let mut g = lock(&self.inner);
             let argv = sbatch_argv(req);
             let refusal = g.refusals.pop_front();
-            let too_big = req.array.iter().any(|&t| t >= g.max_array_size);
+            let sub = &req.submission;
+            let too_big = sub.array.iter().any(|&t| t >= g.max_array_size);
             let result = match refusal {
                 Some(FakeSubmitError::SubmitLimit) => Err(SlurmError::SubmitLimit {
                     stderr: "sbatch: error: QOSMaxSubmitJobPerUserLimit".into(),
                 }),
                 Some(FakeSubmitError::InvalidQos) => Err(SlurmError::InvalidQos {
-                    qos: req.qos.clone().unwrap_or_default(),
+                    qos: req.options.slurm_qos.clone().unwrap_or_default(),
                     stderr: "sbatch: error: Batch job submission failed: Invalid qos specification"
                         .into(),
                 }),
@@ -466,7 +473,7 @@ impl SlurmClient for FakeSlurm {
                     program: "sbatch".into(),
                     source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
                 }),
-                None if too_big || req.array.is_empty() => Err(SlurmError::Parse {
+                None if too_big || sub.array.is_empty() => Err(SlurmError::Parse {
                     command: "sbatch",
                     reason: "Invalid job array specification".into(),
                     output: String::new(),
@@ -474,7 +481,7 @@ impl SlurmClient for FakeSlurm {
                 None => {
                     let job = JobId(g.next_job);
                     g.next_job += 1;
-                    let tasks = req
+                    let tasks = sub
                         .array
                         .iter()
                         .map(|&t| {
@@ -501,7 +508,7 @@ impl SlurmClient for FakeSlurm {
             };
             g.calls.push(FakeCall::Submit {
                 job: result.as_ref().ok().copied(),
-                array: req.array.clone(),
+                array: sub.array.clone(),
                 argv,
             });
             let hang = result.is_ok() && std::mem::take(&mut g.hang_next_submit);
@@ -521,18 +528,20 @@ impl SlurmClient for FakeSlurm {
         g.calls.push(FakeCall::Find(name.to_string()));
         Ok(g.jobs
             .iter()
-            .filter(|(_, j)| j.req.job_name == name && j.tasks.values().any(|t| t.visible))
+            .filter(|(_, j)| {
+                j.req.submission.job_name == name && j.tasks.values().any(|t| t.visible)
+            })
             .map(|(&id, _)| id)
             .collect())
     }
 
-    async fn queue(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, SlurmError> {
+    async fn queue(&self, jobs: &[JobId]) -> Result<Vec<SlurmTaskStatus>, SlurmError> {
         let mut g = lock(&self.inner);
         g.calls.push(FakeCall::Queue(jobs.to_vec()));
         Ok(statuses(&g, jobs, false))
     }
 
-    async fn accounting(&self, jobs: &[JobId]) -> Result<Option<Vec<TaskStatus>>, SlurmError> {
+    async fn accounting(&self, jobs: &[JobId]) -> Result<Option<Vec<SlurmTaskStatus>>, SlurmError> {
         let mut g = lock(&self.inner);
         g.calls.push(FakeCall::Accounting(jobs.to_vec()));
         if !g.accounting {
@@ -571,13 +580,13 @@ impl SlurmClient for FakeSlurm {
     }
 }
 
-fn statuses(g: &FakeState, jobs: &[JobId], all: bool) -> Vec<TaskStatus> {
+fn statuses(g: &FakeState, jobs: &[JobId], all: bool) -> Vec<SlurmTaskStatus> {
     let mut out = Vec::new();
     for job in jobs {
         let Some(j) = g.jobs.get(job) else { continue };
         for (&task, t) in &j.tasks {
             if t.visible || all {
-                out.push(TaskStatus {
+                out.push(SlurmTaskStatus {
                     job: *job,
                     task: Some(task),
                     state: t.state.clone(),
@@ -593,6 +602,10 @@ fn statuses(g: &FakeState, jobs: &[JobId], all: bool) -> Vec<TaskStatus> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    use slurptuna_core::batch::ArraySubmission;
+
+    use crate::options::SlurmOptions;
 
     /// A batch script: sleeps `$1` seconds, then exits with `$2`. Written once: rewriting a
     /// script that is being executed makes `exec` fail with "text file busy".
@@ -613,25 +626,37 @@ mod tests {
 
     fn req(dir: &Path, sleep: &str, code: &str, tasks: Vec<u64>) -> SubmitRequest {
         SubmitRequest {
-            script: script(dir),
-            script_args: vec![sleep.into(), code.into()],
-            array: tasks,
-            array_limit: None,
-            job_name: "t".into(),
-            chdir: dir.to_path_buf(),
-            output: dir.join("o_%A_%a.out"),
-            error: dir.join("o_%A_%a.err"),
-            cpus_per_task: 1,
-            mem_per_cpu: "1M".into(),
-            time_limit: Duration::from_secs(30),
-            qos: None,
-            account: None,
-            partition: None,
-            gres: None,
-            constraint: None,
-            env: vec![],
-            extra_args: vec![],
+            submission: ArraySubmission {
+                script: script(dir),
+                script_args: vec![sleep.into(), code.into()],
+                array: tasks,
+                array_limit: None,
+                job_name: "t".into(),
+                chdir: dir.to_path_buf(),
+                output: dir.join("o_%A_%a.out"),
+                error: dir.join("o_%A_%a.err"),
+                env: vec![],
+            },
+            options: Arc::new(SlurmOptions {
+                mem_per_cpu: "1M".into(),
+                worker_time_limit: Duration::from_secs(30),
+                slurm_qos: None,
+                ..Default::default()
+            }),
         }
+    }
+
+    fn with_time_limit(mut r: SubmitRequest, limit: Duration) -> SubmitRequest {
+        r.options = Arc::new(SlurmOptions {
+            worker_time_limit: limit,
+            ..(*r.options).clone()
+        });
+        r
+    }
+
+    fn with_array_limit(mut r: SubmitRequest, limit: u64) -> SubmitRequest {
+        r.submission.array_limit = Some(limit);
+        r
     }
 
     async fn states(h: &FakeSlurmHandle, job: JobId) -> Vec<JobState> {
@@ -645,10 +670,10 @@ mod tests {
         let (fake, h) = FakeSlurm::new();
         // %2 on a 6-task array: never more than two at once.
         let j = fake
-            .submit(&SubmitRequest {
-                array_limit: Some(2),
-                ..req(d.path(), "0.2", "0", (0..6).collect())
-            })
+            .submit(&with_array_limit(
+                req(d.path(), "0.2", "0", (0..6).collect()),
+                2,
+            ))
             .await
             .unwrap();
         assert_eq!(states(&h, j).await, vec![JobState::Completed; 6]);
@@ -667,10 +692,10 @@ mod tests {
         );
         // Time limits, to the second.
         let j = fake
-            .submit(&SubmitRequest {
-                time_limit: Duration::from_millis(300),
-                ..req(d.path(), "30", "0", vec![0])
-            })
+            .submit(&with_time_limit(
+                req(d.path(), "30", "0", vec![0]),
+                Duration::from_millis(300),
+            ))
             .await
             .unwrap();
         assert_eq!(states(&h, j).await, vec![JobState::Timeout]);

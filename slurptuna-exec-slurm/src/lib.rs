@@ -1,62 +1,74 @@
-//! DISTRIBUTED mode of slurptuna: the seeds of every trial run as one Slurm job array, one task
-//! per chunk, and the controller merges the chunks' statistics itself.
+//! DISTRIBUTED mode of slurptuna on Slurm: the seeds of every trial run as one Slurm job array,
+//! one task per chunk, and the controller merges the chunks' statistics itself.
+//!
+//! This crate is only what is Slurm about it. Everything scheduler-independent — the executor
+//! (one `squeue` per poll for all live jobs, the global cap on running tasks, `MaxArraySize`
+//! splitting, stored results, submission records written before `sbatch` under a unique job
+//! name, re-adoption on resume, retries of missing chunks, cancellation), the trial directory
+//! formats and the worker side — is `slurptuna_core::batch` (feature `batch`), shared with any
+//! other batch scheduler.
 //!
 //! The crate has three layers:
-//! - [`SlurmClient`], typed calls for `sbatch`, `squeue`, `sacct`, `scancel` and `scontrol`.
-//!   [`CliSlurm`] runs the real commands. Its argv builders ([`sbatch_argv`], ...) and output
-//!   parsers ([`parse_sbatch`], [`parse_squeue`], ...) are pure functions. [`FakeSlurm`] runs
-//!   array tasks as local processes for tests, driven through a [`FakeSlurmHandle`].
-//! - [`SlurmExecutor`] implements `slurptuna_core::Executor` on top of a client. It is
-//!   configured by a [`SlurmConfig`].
-//! - The worker side is [`is_slurm_worker`] and [`run_slurm_worker`]. An array task re-executes
-//!   the user's program with [`TASK_FILE_ENV`] set. That program reaches `optimize_run`, which
-//!   calls these to evaluate one chunk and write its result atomically.
+//! - [`SlurmClient`], typed calls for `sbatch`, `squeue`, `sacct`, `scancel` and `scontrol` in
+//!   Slurm's terms ([`JobState`], [`SlurmTaskStatus`], [`SlurmError`]). [`CliSlurm`] runs the
+//!   real commands; its argv builders ([`sbatch_argv`], ...) and output parsers
+//!   ([`parse_sbatch`], [`parse_squeue`], ...) are pure functions. [`FakeSlurm`] runs array
+//!   tasks as local processes for tests, driven through a [`FakeSlurmHandle`].
+//! - [`SlurmBatchClient`], the adapter that makes any `SlurmClient` the batch layer's
+//!   `BatchClient`: Slurm states become typed `TaskState`s ([`task_state`]: `TIMEOUT` is a
+//!   time-limit failure, the other failures scheduler failures) and Slurm errors become client
+//!   errors of a kind (submit limit, transient, fatal).
+//! - [`SlurmOptions`], every Slurm option in one struct with its one validator, a
+//!   `slurptuna_core::Backend`; and [`SlurmExecutor`], the batch layer's executor over a Slurm
+//!   client.
 //!
-//! Each trial directory holds:
-//! - a task file: loss, entry, params and the exact seed list, as JSON data;
-//! - a fixed batch script, whose arguments are the task file, the program and its argv;
-//! - the submitted job ids, so a resumed controller re-adopts live jobs (a submission is
-//!   recorded under a unique job name before `sbatch` runs, so even one whose id was never
-//!   recorded is found again);
-//! - chunk results keyed by `TrialJob::chunk_key`;
-//! - Slurm logs.
-//!
-//! No shell command is ever built from user data. One `squeue` per poll covers every live job
-//! of the executor. A failed, timed-out, cancelled or vanished task is noticed at the next
-//! poll. It is retried with only the missing chunks, and every job is cancelled when the trial
-//! fails or the controller stops.
+//! The worker side needs nothing from this crate: an array task re-executes the user's program
+//! with `SLURPTUNA_TASK_FILE` set, and `slurptuna_core::batch::run_batch_worker` evaluates its
+//! chunk (its index in `SLURM_ARRAY_TASK_ID`, as the task file says). No shell command is ever
+//! built from user data, and a worker never submits jobs.
 //!
 //! This crate is **not** the controller loop: it does not ask samplers or write the run
-//! journal. It does not talk to other executors either. Users reach it through the `slurptuna`
+//! journal, and it does not talk to other executors. Users reach it through the `slurptuna`
 //! facade (`ExecutionMode::Distributed`).
 //!
-//! ```no_run
-//! use std::sync::Arc;
-//! use slurptuna_exec_slurm::{CliSlurm, SlurmConfig, SlurmExecutor};
-//! let cfg = SlurmConfig { qos: Some("short".into()), ..Default::default() };
-//! cfg.validate().unwrap();
-//! let exec = SlurmExecutor::new(cfg, Arc::new(CliSlurm::new()));
-//! # let _ = exec;
+//! ```
+//! use slurptuna_core::{Backend, WorkerCommand};
+//! use slurptuna_exec_slurm::{SlurmExecutor, SlurmOptions};
+//!
+//! let opts = SlurmOptions {
+//!     mem_per_cpu: "500M".into(),
+//!     slurm_partition: Some("short".into()),
+//!     ..Default::default()
+//! };
+//! opts.validate().unwrap();
+//! assert_eq!(opts.settings()["slurm_qos"], "short");
+//! let worker = WorkerCommand {
+//!     program: std::env::current_exe().unwrap(),
+//!     args: Vec::new(),
+//!     cwd: std::env::current_dir().unwrap(),
+//! };
+//! // Over the real commands on PATH; nothing runs until a trial is evaluated.
+//! let exec = SlurmExecutor::cli(opts, worker, 1);
+//! assert_eq!(exec.options().mem_per_cpu, "500M");
 //! ```
 
+mod adapter;
 mod cli;
 mod client;
-mod config;
 mod error;
 mod executor;
 mod fake;
-mod files;
-mod worker;
+mod options;
 
+pub use adapter::{task_state, SlurmBatchClient, SLURM_TASK_INDEX_ENV};
 pub use cli::{
     array_spec, parse_job_ids, parse_max_array_size, parse_sacct, parse_sbatch, parse_squeue,
     sacct_argv, sbatch_argv, scancel_argv, slurm_time, squeue_argv, squeue_name_argv, CliSlurm,
 };
-#[cfg(test)]
-pub use client::MockSlurmClient;
-pub use client::{JobId, JobState, SlurmClient, SubmitRequest, TaskRef, TaskStatus};
-pub use config::SlurmConfig;
+pub use client::{JobState, SlurmClient, SlurmTaskStatus, SubmitRequest};
 pub use error::SlurmError;
-pub use executor::{scratch_trial_dir, SlurmExecutor};
+pub use executor::SlurmExecutor;
 pub use fake::{FakeCall, FakeSlurm, FakeSlurmHandle, FakeSubmitError};
-pub use worker::{is_slurm_worker, run_slurm_worker, CHUNK_OFFSET_ENV, TASK_FILE_ENV};
+pub use options::SlurmOptions;
+/// The batch layer's types that appear in this crate's API.
+pub use slurptuna_core::batch::{ArraySubmission, JobId, TaskRef};

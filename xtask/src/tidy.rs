@@ -55,7 +55,7 @@ fn dependencies(manifest: &str) -> Vec<String> {
 #[test]
 fn every_lib_rs_opens_with_a_crate_doc() {
     for c in crates() {
-        let path = project_root().join(c).join("src/lib.rs");
+        let path = project_root().join(&c).join("src/lib.rs");
         assert!(
             read(&path).starts_with("//!"),
             "{}: must start with a `//!` crate doc",
@@ -67,7 +67,7 @@ fn every_lib_rs_opens_with_a_crate_doc() {
 #[test]
 fn backends_depend_on_core_only() {
     for c in backends() {
-        let deps = dependencies(&read(&project_root().join(c).join("Cargo.toml")));
+        let deps = dependencies(&read(&project_root().join(&c).join("Cargo.toml")));
         assert!(
             deps.iter().any(|d| d == "slurptuna-core"),
             "{c} must depend on slurptuna-core"
@@ -102,7 +102,7 @@ fn backends_depend_on_core_only() {
 #[test]
 fn no_stubs_in_library_code() {
     for c in crates() {
-        let src = project_root().join(c).join("src");
+        let src = project_root().join(&c).join("src");
         let mut stack = vec![src];
         while let Some(dir) = stack.pop() {
             for entry in

@@ -9,7 +9,7 @@
 //!   delivered twice, a chunk that was not asked for and a result with the wrong seed count.
 //! - The suites: [`executor_suite`] (with [`suite_loss`], the loss an executor under test must be
 //!   able to evaluate, also in its worker processes), [`sampler_suite`] and [`store_suite`].
-//!   Each returns [`CoreError::Conformance`](crate::CoreError::Conformance) naming the check an
+//!   Each returns [`CoreError::Conformance`] naming the check an
 //!   implementation failed.
 
 mod executor_suite;

@@ -1,20 +1,35 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slurptuna_core::{ChunkIndex, CoreError, ExecError, Executor, SeedSpec, TrialJob};
+use slurptuna_core::testing::{executor_suite, ExecutorHarness};
+use slurptuna_core::{ChunkIndex, CoreError, ExecError, Executor, FailureKind, SeedSpec, TrialJob};
 use slurptuna_exec_slurm::{
-    FakeCall, FakeSlurm, FakeSlurmHandle, FakeSubmitError, JobState, SlurmConfig, SlurmExecutor,
+    FakeCall, FakeSlurm, FakeSlurmHandle, FakeSubmitError, JobState, SlurmExecutor, SlurmOptions,
 };
 
 use crate::support::*;
 
 fn setup(
-    cfg: impl FnOnce(SlurmConfig) -> SlurmConfig,
+    opts: impl FnOnce(SlurmOptions) -> SlurmOptions,
+) -> (tempfile::TempDir, SlurmExecutor, FakeSlurmHandle) {
+    setup_with(opts, 1)
+}
+
+/// A fake cluster and an executor on it whose tasks evaluate with `worker_parallelism`
+/// threads.
+fn setup_with(
+    opts: impl FnOnce(SlurmOptions) -> SlurmOptions,
+    worker_parallelism: usize,
 ) -> (tempfile::TempDir, SlurmExecutor, FakeSlurmHandle) {
     losses();
     let dir = tempfile::tempdir().unwrap();
     let (fake, handle) = FakeSlurm::new();
-    let exec = SlurmExecutor::new(cfg(config(dir.path())), Arc::new(fake));
+    let exec = SlurmExecutor::new(
+        opts(options()),
+        worker(dir.path()),
+        worker_parallelism,
+        Arc::new(fake),
+    );
     (dir, exec, handle)
 }
 
@@ -29,7 +44,7 @@ async fn assert_clean(h: &FakeSlurmHandle) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_trials_of_four_chunks_match_in_process_bit_for_bit() {
-    let (dir, exec, h) = setup(|c| SlurmConfig {
+    let (dir, exec, h) = setup(|c| SlurmOptions {
         array_parallelism_limit: Some(5),
         ..c
     });
@@ -120,13 +135,13 @@ async fn explicit_non_contiguous_seeds_and_a_short_last_chunk() {
 /// evaluation took, and the submissions.
 async fn failing_trial(
     loss: &str,
-    cfg: impl FnOnce(SlurmConfig) -> SlurmConfig,
+    opts: impl FnOnce(SlurmOptions) -> SlurmOptions,
 ) -> (
     slurptuna_core::TrialFailure,
     Vec<Vec<u64>>,
     tempfile::TempDir,
 ) {
-    let (dir, exec, h) = setup(cfg);
+    let (dir, exec, h) = setup(opts);
     let j = job(loss, None, 7, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
     let f = trial_failure(within(60, exec.evaluate(j, &sink)).await);
@@ -151,6 +166,7 @@ async fn failing_trial(
 async fn a_task_exiting_non_zero_fails_the_trial_after_one_retry() {
     let (f, subs, _dir) = failing_trial("fx-exit", |c| c).await;
     assert_eq!(f.state.as_deref(), Some("FAILED"), "{}", f.reason);
+    assert_eq!(f.kind, FailureKind::Scheduler, "{}", f.reason);
     assert_eq!(f.chunk, Some(ChunkIndex(1)));
     assert!(f.reason.contains("after 2 attempts"), "{}", f.reason);
     assert!(
@@ -165,6 +181,8 @@ async fn a_task_exiting_non_zero_fails_the_trial_after_one_retry() {
 async fn a_panicking_loss_fails_the_trial_with_the_panic_message() {
     let (f, _, _dir) = failing_trial("fx-panic", |c| c).await;
     assert_eq!(f.state.as_deref(), Some("FAILED"));
+    // The worker's failure record says the loss failed, not the task.
+    assert_eq!(f.kind, FailureKind::Loss, "{}", f.reason);
     assert!(
         f.reason
             .contains("seed 6: loss panicked: fx-panic: deliberate panic at seed 6"),
@@ -175,29 +193,31 @@ async fn a_panicking_loss_fails_the_trial_with_the_panic_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_killed_at_its_time_limit_is_a_timeout() {
-    let (f, _, _dir) = failing_trial("fx-sleep", |c| SlurmConfig {
-        time_limit: Duration::from_secs(1),
+    let (f, _, _dir) = failing_trial("fx-sleep", |c| SlurmOptions {
+        worker_time_limit: Duration::from_secs(1),
         ..c
     })
     .await;
     assert_eq!(f.state.as_deref(), Some("TIMEOUT"), "{}", f.reason);
+    assert_eq!(f.kind, FailureKind::TimeLimit, "{}", f.reason);
     assert_eq!(f.chunk, Some(ChunkIndex(0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_attempt_timeout_cancels_and_fails_the_chunk() {
-    let (f, _, _dir) = failing_trial("fx-sleep", |c| SlurmConfig {
-        attempt_timeout: Duration::from_millis(800),
+    let (f, _, _dir) = failing_trial("fx-sleep", |c| SlurmOptions {
+        slurm_timeout_minutes: minutes(Duration::from_millis(800)),
         ..c
     })
     .await;
-    assert_eq!(f.state.as_deref(), Some("ATTEMPT_TIMEOUT"), "{}", f.reason);
+    assert_eq!(f.kind, FailureKind::AttemptTimeout, "{}", f.reason);
+    assert_eq!(f.state, None, "not a state Slurm reported: {}", f.reason);
     assert!(f.reason.contains("queue time counts"), "{}", f.reason);
 }
 
 /// Cancels (or makes vanish) chunk 2 of each submitted array from outside; checks that each is
-/// noticed within one poll and that the trial then fails with `state`.
-async fn external_kill(vanish: bool, state: &str) {
+/// noticed within one poll and that the trial then fails with `kind` and Slurm's `state`.
+async fn external_kill(vanish: bool, kind: FailureKind, state: Option<&str>) {
     let (dir, exec, h) = setup(|c| c);
     let j = job("fx-slow", None, 3, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
@@ -233,7 +253,8 @@ async fn external_kill(vanish: bool, state: &str) {
     };
     let (r, notice) = within(60, async { tokio::join!(exec.evaluate(j, &sink), killer) }).await;
     let f = trial_failure(r);
-    assert_eq!(f.state.as_deref(), Some(state), "{}", f.reason);
+    assert_eq!(f.kind, kind, "{}", f.reason);
+    assert_eq!(f.state.as_deref(), state, "{}", f.reason);
     assert_eq!(f.chunk, Some(ChunkIndex(2)));
     for n in notice {
         // poll interval 150 ms + one result check; generous slack for a loaded machine.
@@ -244,17 +265,17 @@ async fn external_kill(vanish: bool, state: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_cancelled_from_outside_is_noticed_within_one_poll() {
-    external_kill(false, "CANCELLED").await;
+    external_kill(false, FailureKind::Scheduler, Some("CANCELLED")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_vanishing_from_the_queue_is_noticed_within_one_poll() {
-    external_kill(true, "VANISHED").await;
+    external_kill(true, FailureKind::Vanished, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_accounting_a_vanished_task_reports_its_final_state() {
-    let (dir, exec, h) = setup(|c| SlurmConfig {
+    let (dir, exec, h) = setup(|c| SlurmOptions {
         trial_retry_attempts: 0,
         ..c
     });
@@ -277,6 +298,7 @@ async fn with_accounting_a_vanished_task_reports_its_final_state() {
     let (r, ()) = within(60, async { tokio::join!(exec.evaluate(j, &sink), killer) }).await;
     let f = trial_failure(r);
     assert_eq!(f.state.as_deref(), Some("CANCELLED"), "{}", f.reason);
+    assert_eq!(f.kind, FailureKind::Scheduler, "{}", f.reason);
     assert!(h
         .calls()
         .iter()
@@ -286,7 +308,7 @@ async fn with_accounting_a_vanished_task_reports_its_final_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_resubmits_only_the_failed_chunk_while_the_others_run_on() {
-    let (dir, exec, h) = setup(|c| SlurmConfig {
+    let (dir, exec, h) = setup(|c| SlurmOptions {
         fail_on_chunk_error: false,
         ..c
     });
@@ -418,7 +440,7 @@ async fn a_killed_controller_is_resumed_by_re_adopting_live_jobs() {
     let submits_before = h.submissions().len();
     // A new controller (fresh executor, same cluster) evaluates the same trial again; the
     // store still lists every chunk as missing, so the stored chunk comes from its file.
-    let exec2 = SlurmExecutor::new(config(dir.path()), Arc::new(fake_from(&h)));
+    let exec2 = resumed(dir.path(), &h);
     let sink2 = Collect::default();
     within(60, exec2.evaluate(j.clone(), &sink2)).await.unwrap();
     assert_eq!(
@@ -430,7 +452,7 @@ async fn a_killed_controller_is_resumed_by_re_adopting_live_jobs() {
     assert_clean(&h).await;
 
     // Resumed again with every chunk done: nothing is submitted at all.
-    let exec3 = SlurmExecutor::new(config(dir.path()), Arc::new(fake_from(&h)));
+    let exec3 = resumed(dir.path(), &h);
     let sink3 = Collect::default();
     within(20, exec3.evaluate(j, &sink3)).await.unwrap();
     assert_eq!(sink3.chunks(5).len(), 4);
@@ -456,7 +478,7 @@ async fn a_controller_killed_before_recording_a_submission_finds_it_by_name() {
     }
     drop(exec);
     assert!(!h.live_tasks().is_empty());
-    let exec2 = SlurmExecutor::new(config(dir.path()), Arc::new(fake_from(&h)));
+    let exec2 = resumed(dir.path(), &h);
     let sink2 = Collect::default();
     within(60, exec2.evaluate(j.clone(), &sink2)).await.unwrap();
     assert_eq!(
@@ -487,9 +509,14 @@ fn assert_each_seed_once(sink: &Collect, j: &TrialJob, cwd: &std::path::Path) {
     );
 }
 
-/// The fake cluster behind a handle, as a client for a second executor.
-fn fake_from(h: &FakeSlurmHandle) -> FakeSlurm {
-    FakeSlurm::from_handle(h)
+/// A new controller's executor (fresh, same options) on the cluster behind `h`.
+fn resumed(cwd: &std::path::Path, h: &FakeSlurmHandle) -> SlurmExecutor {
+    SlurmExecutor::new(
+        options(),
+        worker(cwd),
+        1,
+        Arc::new(FakeSlurm::from_handle(h)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,7 +542,7 @@ async fn a_resumed_controller_resubmits_only_missing_chunks_when_the_jobs_are_go
     let missing: Vec<u64> = (0..4).filter(|c| !done.contains(&ChunkIndex(*c))).collect();
     let mut resumed = j.clone();
     resumed.chunks = missing.iter().map(|&c| ChunkIndex(c)).collect();
-    let exec2 = SlurmExecutor::new(config(dir.path()), Arc::new(fake_from(&h)));
+    let exec2 = self::resumed(dir.path(), &h);
     within(60, exec2.evaluate(resumed, &sink)).await.unwrap();
     let subs = h.submissions();
     let last = &subs.last().unwrap().1;
@@ -588,7 +615,7 @@ async fn hostile_entry_ids_and_arguments_are_data_never_shell() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_loss_names_the_request_the_argv_and_the_losses_found() {
-    let (dir, exec, h) = setup(|c| SlurmConfig {
+    let (dir, exec, h) = setup(|c| SlurmOptions {
         trial_retry_attempts: 0,
         ..c
     });
@@ -624,8 +651,8 @@ async fn arrays_beyond_max_array_size_are_split() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_limits_back_off_and_a_rejected_qos_is_fatal() {
-    let (dir, exec, h) = setup(|c| SlurmConfig {
-        qos: Some("short".into()),
+    let (dir, exec, h) = setup(|c| SlurmOptions {
+        slurm_qos: Some("short".into()),
         ..c
     });
     h.fail_next_submit(FakeSubmitError::SubmitLimit);
@@ -662,10 +689,7 @@ async fn submit_limits_back_off_and_a_rejected_qos_is_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_values_are_kept_when_asked() {
-    let (dir, exec, h) = setup(|c| SlurmConfig {
-        worker_parallelism: 3,
-        ..c
-    });
+    let (dir, exec, h) = setup_with(|c| c, 3);
     let mut j = job("fx-quad", None, 0, 0.5, &spec16(), dir.path());
     j.keep_seed_values = true;
     let sink = Collect::default();
@@ -678,12 +702,32 @@ async fn seed_values_are_kept_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_fail_on_chunk_error_only_the_failing_chunk_is_retried_before_failing() {
-    let (f, subs, _dir) = failing_trial("fx-exit", |c| SlurmConfig {
+    let (f, subs, _dir) = failing_trial("fx-exit", |c| SlurmOptions {
         fail_on_chunk_error: false,
         ..c
     })
     .await;
     assert_eq!(subs[1], vec![1], "only chunk 1 is retried");
     assert_eq!(f.state.as_deref(), Some("FAILED"));
+    assert_eq!(f.kind, FailureKind::Scheduler);
     assert!(f.reason.contains("after 2 attempts"), "{}", f.reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_executor_conformance_suite_passes_on_the_fake_cluster() {
+    let (dir, exec, h) = setup(|c| c);
+    let hh = h.clone();
+    let leftovers =
+        move || -> Vec<String> { hh.live_tasks().iter().map(|t| t.to_string()).collect() };
+    let harness = ExecutorHarness {
+        executor: &exec,
+        dir: &dir.path().join("suite"),
+        start_timeout: Duration::from_secs(30),
+        grace: Duration::from_secs(10),
+        leftovers: Some(&leftovers),
+    };
+    let r = within(300, executor_suite(&harness)).await;
+    h.cancel_all();
+    r.unwrap();
+    assert_clean(&h).await;
 }

@@ -5,6 +5,8 @@
 
 /// The executor and worker end to end on `FakeSlurm` (local processes).
 mod fake_cluster;
+/// A trial directory of the previous release resumes.
+mod legacy;
 /// The test losses, shared with the fixture program.
 #[path = "../fixture/losses.rs"]
 mod losses;

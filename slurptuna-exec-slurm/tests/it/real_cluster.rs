@@ -7,8 +7,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slurptuna_core::{ChunkIndex, Executor, SeedSpec, TrialJob};
-use slurptuna_exec_slurm::{CliSlurm, JobId, SlurmClient, SlurmConfig, SlurmExecutor, TaskRef};
+use slurptuna_core::testing::{executor_suite, ExecutorHarness};
+use slurptuna_core::{ChunkIndex, Executor, FailureKind, SeedSpec, TrialJob};
+use slurptuna_exec_slurm::{CliSlurm, JobId, SlurmClient, SlurmExecutor, SlurmOptions, TaskRef};
 
 use crate::support::*;
 
@@ -50,16 +51,23 @@ fn sinfo_answers() -> bool {
     }
 }
 
-/// A config for the real cluster, with a job-name prefix unique to the test.
-fn real_config(cwd: &std::path::Path, tag: &str) -> SlurmConfig {
-    SlurmConfig {
-        poll_interval: Duration::from_millis(300),
+/// Options for the real cluster, with a job-name prefix unique to the test (and no QoS, which
+/// a cluster with accounting may not know).
+fn real_options(tag: &str) -> SlurmOptions {
+    SlurmOptions {
+        slurm_poll_seconds: 0.3,
         result_check_interval: Duration::from_millis(50),
         job_name_prefix: prefix(tag),
-        time_limit: Duration::from_secs(120),
-        attempt_timeout: Duration::from_secs(240),
-        ..config(cwd)
+        worker_time_limit: Duration::from_secs(120),
+        slurm_timeout_minutes: minutes(Duration::from_secs(240)),
+        slurm_qos: None,
+        ..options()
     }
+}
+
+/// An executor on the real cluster whose tasks run the fixture program in `cwd`.
+fn real_executor(cwd: &std::path::Path, opts: SlurmOptions) -> SlurmExecutor {
+    SlurmExecutor::new(opts, worker(cwd), 1, Arc::new(CliSlurm::new()))
 }
 
 fn prefix(tag: &str) -> String {
@@ -111,7 +119,7 @@ async fn real_study_of_three_trials_matches_in_process() {
     losses();
     let tag = "study";
     let dir = tempfile::tempdir().unwrap();
-    let exec = SlurmExecutor::new(real_config(dir.path(), tag), Arc::new(CliSlurm::new()));
+    let exec = real_executor(dir.path(), real_options(tag));
     let sink = Collect::default();
     let jobs: Vec<TrialJob> = (0..3)
         .map(|t| {
@@ -163,7 +171,7 @@ async fn real_failures_are_detected_retried_and_reported() {
     losses();
     let tag = "fail";
     let dir = tempfile::tempdir().unwrap();
-    let exec = SlurmExecutor::new(real_config(dir.path(), tag), Arc::new(CliSlurm::new()));
+    let exec = real_executor(dir.path(), real_options(tag));
     let sink = Collect::default();
     let exit = job("fx-exit", None, 0, 0.5, &spec16(), dir.path());
     let panic = job("fx-panic", None, 1, 0.5, &spec16(), dir.path());
@@ -183,8 +191,10 @@ async fn real_failures_are_detected_retried_and_reported() {
         "{}",
         e.reason
     );
+    assert_eq!(e.kind, FailureKind::Scheduler, "{}", e.reason);
     let p = trial_failure(p);
     assert_eq!(p.state.as_deref(), Some("FAILED"), "{}", p.reason);
+    assert_eq!(p.kind, FailureKind::Loss, "{}", p.reason);
     assert!(
         p.reason.contains("deliberate panic at seed 6"),
         "{}",
@@ -207,9 +217,9 @@ async fn real_scancel_from_outside_is_noticed_within_one_poll() {
     losses();
     let tag = "scancel";
     let dir = tempfile::tempdir().unwrap();
-    let cfg = real_config(dir.path(), tag);
-    let poll = cfg.poll_interval;
-    let exec = SlurmExecutor::new(cfg, Arc::new(CliSlurm::new()));
+    let opts = real_options(tag);
+    let poll = Duration::from_secs_f64(opts.slurm_poll_seconds);
+    let exec = real_executor(dir.path(), opts);
     let spec = SeedSpec {
         n_seeds: Some(80),
         chunk_size: Some(20),
@@ -273,6 +283,7 @@ async fn real_scancel_from_outside_is_noticed_within_one_poll() {
     let (r, noticed) = within(120, async { tokio::join!(exec.evaluate(j, &sink), killer) }).await;
     let f = trial_failure(r);
     assert_eq!(f.state.as_deref(), Some("CANCELLED"), "{}", f.reason);
+    assert_eq!(f.kind, FailureKind::Scheduler, "{}", f.reason);
     assert_eq!(f.chunk, Some(ChunkIndex(2)));
     // Within one poll (plus the time squeue and sbatch take on a busy 2-core machine).
     assert!(noticed[0] < poll + Duration::from_secs(2), "{noticed:?}");
@@ -288,13 +299,13 @@ async fn real_time_limit_ends_as_timeout() {
     let tag = "timeout";
     let dir = tempfile::tempdir().unwrap();
     // Slurm rounds --time up to a minute and checks limits every ~30 s: one attempt only.
-    let cfg = SlurmConfig {
-        time_limit: Duration::from_secs(1),
+    let opts = SlurmOptions {
+        worker_time_limit: Duration::from_secs(1),
         trial_retry_attempts: 0,
-        poll_interval: Duration::from_secs(1),
-        ..real_config(dir.path(), tag)
+        slurm_poll_seconds: 1.0,
+        ..real_options(tag)
     };
-    let exec = SlurmExecutor::new(cfg, Arc::new(CliSlurm::new()));
+    let exec = real_executor(dir.path(), opts);
     let spec = SeedSpec {
         n_seeds: Some(4),
         chunk_size: Some(4),
@@ -303,6 +314,7 @@ async fn real_time_limit_ends_as_timeout() {
     let j = job("fx-sleep", None, 0, 0.5, &spec, dir.path());
     let f = trial_failure(within(200, exec.evaluate(j, &Collect::default())).await);
     assert_eq!(f.state.as_deref(), Some("TIMEOUT"), "{}", f.reason);
+    assert_eq!(f.kind, FailureKind::TimeLimit, "{}", f.reason);
     assert_no_jobs_left(tag).await;
 }
 
@@ -314,7 +326,7 @@ async fn real_hostile_strings_run_correctly_and_execute_nothing() {
     losses();
     let tag = "hostile";
     let dir = tempfile::tempdir().unwrap();
-    let exec = SlurmExecutor::new(real_config(dir.path(), tag), Arc::new(CliSlurm::new()));
+    let exec = real_executor(dir.path(), real_options(tag));
     let entry = "p 1 'single' \"double\" $(touch pwned) `touch pwned2`; echo hi\nline two %A %% \\";
     let j = job("fx-quad", Some(entry), 0, 0.25, &spec16(), dir.path());
     let sink = Collect::default();
@@ -410,7 +422,7 @@ async fn real_arrays_are_found_by_their_job_name() {
     losses();
     let tag = "find";
     let dir = tempfile::tempdir().unwrap();
-    let exec = SlurmExecutor::new(real_config(dir.path(), tag), Arc::new(CliSlurm::new()));
+    let exec = real_executor(dir.path(), real_options(tag));
     let j = job("fx-slow", None, 0, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
     let listed = {
@@ -432,5 +444,27 @@ async fn real_arrays_are_found_by_their_job_name() {
         .unwrap()
         .is_empty());
     exec.shutdown(false).await.unwrap();
+    assert_no_jobs_left(tag).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_executor_conformance_suite() {
+    if !cluster("real_executor_conformance_suite") {
+        return;
+    }
+    let tag = "suite";
+    let dir = tempfile::tempdir().unwrap();
+    let exec = real_executor(dir.path(), real_options(tag));
+    let leftovers = move || our_jobs(tag);
+    let harness = ExecutorHarness {
+        executor: &exec,
+        dir: &dir.path().join("suite"),
+        start_timeout: Duration::from_secs(90),
+        grace: Duration::from_secs(30),
+        leftovers: Some(&leftovers),
+    };
+    let r = within(900, executor_suite(&harness)).await;
+    exec.shutdown(false).await.unwrap();
+    r.unwrap();
     assert_no_jobs_left(tag).await;
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use slurptuna_core::{
     evaluate_chunk, registered_loss, ChunkIndex, ChunkResult, ChunkSink, CoreError, Params,
-    SeedLayout, SeedSpec, SeedStats, SeedTask, TrialJob, TrialNumber,
+    SeedLayout, SeedSpec, SeedStats, SeedTask, TrialJob, TrialNumber, WorkerCommand,
 };
-use slurptuna_exec_slurm::SlurmConfig;
+use slurptuna_exec_slurm::SlurmOptions;
 
 pub(crate) const FIXTURE: &str = env!("CARGO_BIN_EXE_slurptuna-slurm-fixture");
 
@@ -21,19 +21,30 @@ pub(crate) fn losses() {
     });
 }
 
-/// A config for tests: the fixture program, `cwd` as working directory, fast polling.
-pub(crate) fn config(cwd: &Path) -> SlurmConfig {
-    SlurmConfig {
+/// Options for tests: small tasks, fast polling, a one-minute attempt timeout.
+pub(crate) fn options() -> SlurmOptions {
+    SlurmOptions {
+        mem_per_cpu: "100M".into(),
+        worker_time_limit: Duration::from_secs(60),
+        slurm_poll_seconds: 0.15,
+        result_check_interval: Duration::from_millis(50),
+        slurm_timeout_minutes: minutes(Duration::from_secs(60)),
+        ..Default::default()
+    }
+}
+
+/// The worker of the tests: the fixture program, with arguments a shell would mangle, in `cwd`.
+pub(crate) fn worker(cwd: &Path) -> WorkerCommand {
+    WorkerCommand {
         program: PathBuf::from(FIXTURE),
         args: vec!["--from-test".into(), "a b $(touch pwned)".into()],
         cwd: cwd.to_path_buf(),
-        mem_per_cpu: "100M".into(),
-        time_limit: Duration::from_secs(60),
-        poll_interval: Duration::from_millis(150),
-        result_check_interval: Duration::from_millis(50),
-        attempt_timeout: Duration::from_secs(60),
-        ..Default::default()
     }
+}
+
+/// `d` in minutes (`slurm_timeout_minutes`).
+pub(crate) fn minutes(d: Duration) -> f64 {
+    d.as_secs_f64() / 60.0
 }
 
 pub(crate) fn params(x: f64) -> Params {

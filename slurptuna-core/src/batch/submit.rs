@@ -1,0 +1,272 @@
+//! Submission: waiting chunks become job arrays (split at the scheduler's maximum array size),
+//! each recorded in `jobs.json` under a unique job name **before** it is submitted, and with
+//! its job id after; submit-limit refusals back off, transient failures are retried a few
+//! times.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::batch::client::{ArraySubmission, ClientErrorKind, JobId, TaskRef};
+use crate::batch::executor::TrialRun;
+use crate::batch::files::{
+    failure_path, read_json, write_json, JobRecord, JobsFile, PendingRecord,
+};
+use crate::batch::worker::CHUNK_OFFSET_ENV;
+use crate::error::CoreError;
+use crate::executor::ExecError;
+use crate::trial::ChunkIndex;
+
+/// Longest pause between two submission tries after a submit-limit refusal.
+const MAX_SUBMIT_BACKOFF: Duration = Duration::from_secs(60);
+/// Transient submission failures retried per array.
+const TRANSIENT_SUBMIT_RETRIES: u32 = 2;
+
+/// 12 hex digits that differ between submissions (of this process and of others): the end of
+/// a job name that must name one submission only.
+pub(super) fn submission_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // A process-random key (std's per-process hash seed), the process, the time and a counter.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+/// `s` with every character outside `[A-Za-z0-9_.-]` replaced, at most `max` characters.
+fn clean(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+impl TrialRun {
+    /// Submits the waiting chunks that can get a permit, as one array (split at the maximum
+    /// array size, with an offset).
+    pub(super) async fn submit_waiting(&mut self) -> Result<(), ExecError> {
+        let waiting = self.waiting();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let mut permits: Vec<Option<OwnedSemaphorePermit>> = Vec::new();
+        match &self.shared.limit {
+            None => permits.resize_with(waiting.len(), || None),
+            Some(sem) => {
+                while permits.len() < waiting.len() {
+                    match sem.clone().try_acquire_owned() {
+                        Ok(p) => permits.push(Some(p)),
+                        Err(_) => break,
+                    }
+                }
+                if permits.is_empty() {
+                    if self.submitted().next().is_some() {
+                        return Ok(()); // our own tasks will free permits
+                    }
+                    let p = sem
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| ExecError::Fatal(CoreError::Cancelled))?;
+                    permits.push(Some(p));
+                }
+            }
+        }
+        let chosen = &waiting[..permits.len()];
+        let max = self.shared.max_array_size(self.client.as_ref()).await;
+        let mut groups: BTreeMap<u64, Vec<ChunkIndex>> = BTreeMap::new();
+        for &c in chosen {
+            groups.entry(c.0 / max * max).or_default().push(c);
+        }
+        let mut permits = permits.into_iter();
+        for (offset, chunks) in groups {
+            let job = self.submit_array(offset, &chunks).await?;
+            let now = Instant::now();
+            for c in chunks {
+                let task = TaskRef {
+                    job,
+                    task: Some(c.0 - offset),
+                };
+                self.mark_submitted(c, task, now, permits.next().flatten());
+            }
+        }
+        Ok(())
+    }
+
+    /// The trial's job record (empty if there is none or it cannot be read).
+    pub(super) fn jobs_file(&self) -> JobsFile {
+        read_json(&self.files.jobs(), "job record")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Drops the pending record of a submission that did not happen.
+    fn forget_pending(&self, name: &str) {
+        let mut record = self.jobs_file();
+        record.pending.retain(|p| p.name != name);
+        if let Err(e) = write_json(&self.files.jobs(), &record) {
+            tracing::warn!(
+                "trial {}: cannot update the job record: {e}",
+                self.job.trial
+            );
+        }
+    }
+
+    /// `<prefix>-<loss>[-<entry>]-t<trial>`, with every character outside `[A-Za-z0-9_.-]`
+    /// replaced (a job name is also a name filter of the scheduler, where a comma separates
+    /// names). The prefix is checked by `BatchConfig::validate`.
+    fn job_name(&self) -> String {
+        let mut name = format!(
+            "{}-{}",
+            self.config.job_name_prefix,
+            clean(&self.job.loss_name, 40)
+        );
+        if let Some(e) = &self.job.entry_id {
+            name.push('-');
+            name.push_str(&clean(e, 40));
+        }
+        name.push_str(&format!("-t{}", self.job.trial.0));
+        name
+    }
+
+    /// The submission of `chunks` as array indices `chunk - offset`, under `name`.
+    fn array_submission(
+        &self,
+        offset: u64,
+        chunks: &[ChunkIndex],
+        name: String,
+    ) -> ArraySubmission {
+        let worker = &self.worker;
+        let mut script_args: Vec<OsString> = vec![
+            self.files.task().into_os_string(),
+            std::path::absolute(&worker.program)
+                .unwrap_or_else(|_| worker.program.clone())
+                .into_os_string(),
+        ];
+        script_args.extend(worker.args.iter().cloned());
+        ArraySubmission {
+            script: self.files.script(),
+            script_args,
+            array: chunks.iter().map(|c| c.0 - offset).collect(),
+            array_limit: self.config.array_parallelism_limit,
+            job_name: name,
+            chdir: std::path::absolute(&worker.cwd).unwrap_or_else(|_| worker.cwd.clone()),
+            output: self.files.stdout_pattern(),
+            error: self.files.stderr_pattern(),
+            env: if offset > 0 {
+                vec![(CHUNK_OFFSET_ENV.to_string(), offset.to_string())]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    async fn submit_array(
+        &mut self,
+        offset: u64,
+        chunks: &[ChunkIndex],
+    ) -> Result<JobId, ExecError> {
+        // A name unique to this submission, recorded before it is made (see `PendingRecord`).
+        let name = format!("{}-{}", self.job_name(), submission_token());
+        let sub = self.array_submission(offset, chunks, name.clone());
+        // A failure record of an earlier attempt must not be blamed on this one.
+        for &c in chunks {
+            let _ = std::fs::remove_file(failure_path(&self.files.chunks_dir(), c));
+        }
+        let mut record = self.jobs_file();
+        record.pending.push(PendingRecord {
+            name: name.clone(),
+            offset,
+            chunks: chunks.to_vec(),
+            task_key: self.task_key.clone(),
+        });
+        write_json(&self.files.jobs(), &record)?;
+        let started = Instant::now();
+        let mut backoff = Duration::from_secs(1);
+        let mut transient = 0;
+        let job = loop {
+            match self.client.submit(&sub).await {
+                Ok(job) => break job,
+                Err(e)
+                    if e.kind == ClientErrorKind::SubmitLimit
+                        && started.elapsed() < self.config.attempt_timeout =>
+                {
+                    tracing::warn!(
+                        "trial {}: the scheduler refused the submission ({e}); retrying in {backoff:?}",
+                        self.job.trial
+                    );
+                }
+                Err(e)
+                    if e.kind == ClientErrorKind::Transient
+                        && transient < TRANSIENT_SUBMIT_RETRIES =>
+                {
+                    transient += 1;
+                    tracing::warn!(
+                        "trial {}: submitting failed ({e}); retrying in {backoff:?}",
+                        self.job.trial
+                    );
+                }
+                Err(e) => {
+                    self.forget_pending(&name);
+                    return Err(self.fatal(e));
+                }
+            }
+            if self.shared.shut_down.load(Ordering::SeqCst) {
+                self.forget_pending(&name);
+                return Err(ExecError::Fatal(CoreError::Cancelled));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_SUBMIT_BACKOFF);
+        };
+        if self.registered.insert(job) {
+            self.shared.poller.register(job);
+        }
+        let mut record = self.jobs_file();
+        record.pending.retain(|p| p.name != name);
+        record.jobs.push(JobRecord {
+            job,
+            offset,
+            chunks: chunks.to_vec(),
+            task_key: self.task_key.clone(),
+        });
+        write_json(&self.files.jobs(), &record)?;
+        tracing::debug!(
+            "trial {}: submitted job {job} for chunks {chunks:?}",
+            self.job.trial
+        );
+        Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_differ_and_names_are_clean() {
+        let a = submission_token();
+        let b = submission_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 12);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(clean("a b,c$(d)", 40), "a_b_c__d_");
+        assert_eq!(clean("abcdef", 3), "abc");
+    }
+}

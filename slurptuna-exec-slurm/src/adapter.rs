@@ -1,0 +1,334 @@
+//! [`SlurmBatchClient`]: any [`SlurmClient`] as the batch layer's [`BatchClient`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use slurptuna_core::batch::{
+    ArraySubmission, BatchClient, ClientError, ClientErrorKind, JobId, TaskRef, TaskState,
+    TaskStatus,
+};
+use slurptuna_core::FailureKind;
+
+use crate::client::{JobState, SlurmClient, SlurmTaskStatus, SubmitRequest};
+use crate::error::SlurmError;
+use crate::options::SlurmOptions;
+
+/// The environment variable in which Slurm gives an array task its index.
+pub const SLURM_TASK_INDEX_ENV: &str = "SLURM_ARRAY_TASK_ID";
+
+/// A [`SlurmClient`] ([`crate::CliSlurm`], [`crate::FakeSlurm`], a mock) as the batch layer's
+/// [`BatchClient`]: submissions get the Slurm options attached ([`SubmitRequest`]), Slurm states
+/// become [`TaskState`]s ([`task_state`]) and [`SlurmError`]s become [`ClientError`]s of the
+/// right kind (`SubmitLimit` backs off, `Failed` and `Parse` are transient, the rest fatal).
+#[derive(Clone)]
+pub struct SlurmBatchClient {
+    client: Arc<dyn SlurmClient>,
+    options: Arc<SlurmOptions>,
+}
+
+impl std::fmt::Debug for SlurmBatchClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlurmBatchClient")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlurmBatchClient {
+    /// `client`, submitting with `options`.
+    pub fn new(client: Arc<dyn SlurmClient>, options: Arc<SlurmOptions>) -> Self {
+        Self { client, options }
+    }
+
+    /// The options every submission carries.
+    pub fn options(&self) -> &Arc<SlurmOptions> {
+        &self.options
+    }
+}
+
+/// A Slurm state in the batch layer's terms: queued or running states (and states this backend
+/// does not know) are [`TaskState::Active`], `COMPLETED` is [`TaskState::Completed`], `TIMEOUT`
+/// ends with [`FailureKind::TimeLimit`] and the other failures (`FAILED`, `OUT_OF_MEMORY`,
+/// `CANCELLED`, `NODE_FAIL`, ...) with [`FailureKind::Scheduler`], labelled with Slurm's name.
+///
+/// ```
+/// use slurptuna_core::batch::TaskState;
+/// use slurptuna_core::FailureKind;
+/// use slurptuna_exec_slurm::{task_state, JobState};
+/// assert_eq!(task_state(&JobState::Pending), TaskState::Active);
+/// assert_eq!(
+///     task_state(&JobState::OutOfMemory),
+///     TaskState::Ended { kind: FailureKind::Scheduler, label: "OUT_OF_MEMORY".into() }
+/// );
+/// ```
+pub fn task_state(state: &JobState) -> TaskState {
+    match state {
+        JobState::Completed => TaskState::Completed,
+        JobState::Timeout => TaskState::Ended {
+            kind: FailureKind::TimeLimit,
+            label: state.to_string(),
+        },
+        s if s.is_failure() => TaskState::Ended {
+            kind: FailureKind::Scheduler,
+            label: s.to_string(),
+        },
+        _ => TaskState::Active,
+    }
+}
+
+impl From<SlurmTaskStatus> for TaskStatus {
+    fn from(s: SlurmTaskStatus) -> Self {
+        TaskStatus {
+            job: s.job,
+            task: s.task,
+            state: task_state(&s.state),
+            detail: s.detail,
+        }
+    }
+}
+
+impl From<SlurmError> for ClientError {
+    fn from(e: SlurmError) -> Self {
+        let kind = match &e {
+            SlurmError::SubmitLimit { .. } => ClientErrorKind::SubmitLimit,
+            SlurmError::Failed { .. } | SlurmError::Parse { .. } => ClientErrorKind::Transient,
+            _ => ClientErrorKind::Fatal,
+        };
+        ClientError::new(kind, e)
+    }
+}
+
+fn statuses(v: Vec<SlurmTaskStatus>) -> Vec<TaskStatus> {
+    v.into_iter().map(TaskStatus::from).collect()
+}
+
+#[async_trait]
+impl BatchClient for SlurmBatchClient {
+    fn name(&self) -> &'static str {
+        "slurm"
+    }
+
+    fn task_index_env(&self) -> &'static str {
+        SLURM_TASK_INDEX_ENV
+    }
+
+    async fn submit(&self, sub: &ArraySubmission) -> Result<JobId, ClientError> {
+        let req = SubmitRequest {
+            submission: sub.clone(),
+            options: self.options.clone(),
+        };
+        Ok(self.client.submit(&req).await?)
+    }
+
+    async fn states(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, ClientError> {
+        Ok(statuses(self.client.queue(jobs).await?))
+    }
+
+    async fn final_states(&self, jobs: &[JobId]) -> Result<Option<Vec<TaskStatus>>, ClientError> {
+        Ok(self.client.accounting(jobs).await?.map(statuses))
+    }
+
+    async fn cancel(&self, targets: &[TaskRef]) -> Result<(), ClientError> {
+        Ok(self.client.cancel(targets).await?)
+    }
+
+    async fn find(&self, name: &str) -> Result<Vec<JobId>, ClientError> {
+        Ok(self.client.find(name).await?)
+    }
+
+    async fn max_array_size(&self) -> Result<u64, ClientError> {
+        Ok(self.client.max_array_size().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::MockSlurmClient;
+
+    #[test]
+    fn states_map_to_kinds_with_slurms_labels() {
+        for s in [
+            "PENDING",
+            "RUNNING",
+            "CONFIGURING",
+            "COMPLETING",
+            "SUSPENDED",
+            "REQUEUED",
+            "STAGE_OUT",
+            "RESIZING",
+        ] {
+            assert_eq!(task_state(&JobState::parse(s)), TaskState::Active, "{s}");
+        }
+        assert_eq!(task_state(&JobState::Completed), TaskState::Completed);
+        assert_eq!(
+            task_state(&JobState::parse("TIMEOUT")),
+            TaskState::Ended {
+                kind: FailureKind::TimeLimit,
+                label: "TIMEOUT".into()
+            }
+        );
+        for s in [
+            "FAILED",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "CANCELLED by 0",
+            "PREEMPTED",
+            "BOOT_FAIL",
+            "DEADLINE",
+            "REVOKED",
+            "SPECIAL_EXIT",
+        ] {
+            let label = s.split(' ').next().unwrap().to_string();
+            assert_eq!(
+                task_state(&JobState::parse(s)),
+                TaskState::Ended {
+                    kind: FailureKind::Scheduler,
+                    label
+                },
+                "{s}"
+            );
+        }
+        let st: TaskStatus = SlurmTaskStatus {
+            job: JobId(4),
+            task: Some(2),
+            state: JobState::OutOfMemory,
+            detail: Some("exit code 0:125".into()),
+        }
+        .into();
+        assert_eq!(st.job, JobId(4));
+        assert_eq!(st.task, Some(2));
+        assert_eq!(st.detail.as_deref(), Some("exit code 0:125"));
+        assert!(!st.state.is_active());
+    }
+
+    fn io(kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::new(kind, "x")
+    }
+
+    #[test]
+    fn errors_map_to_kinds_and_keep_the_slurm_error() {
+        use std::os::unix::process::ExitStatusExt;
+        let cases = [
+            (
+                SlurmError::SubmitLimit {
+                    stderr: "QOSMaxSubmitJobPerUserLimit".into(),
+                },
+                ClientErrorKind::SubmitLimit,
+            ),
+            (
+                SlurmError::Failed {
+                    argv: vec!["sbatch".into()],
+                    status: std::process::ExitStatus::from_raw(256),
+                    stdout: String::new(),
+                    stderr: "boom".into(),
+                },
+                ClientErrorKind::Transient,
+            ),
+            (
+                SlurmError::Parse {
+                    command: "squeue",
+                    reason: "r".into(),
+                    output: String::new(),
+                },
+                ClientErrorKind::Transient,
+            ),
+            (
+                SlurmError::Spawn {
+                    program: "sbatch".into(),
+                    source: io(std::io::ErrorKind::NotFound),
+                },
+                ClientErrorKind::Fatal,
+            ),
+            (
+                SlurmError::InvalidQos {
+                    qos: "gold".into(),
+                    stderr: "Invalid qos specification".into(),
+                },
+                ClientErrorKind::Fatal,
+            ),
+        ];
+        for (e, kind) in cases {
+            let text = e.to_string();
+            let c = ClientError::from(e);
+            assert_eq!(c.kind, kind, "{text}");
+            assert_eq!(c.to_string(), text, "displays as the Slurm error");
+            assert!(c.source.downcast_ref::<SlurmError>().is_some());
+        }
+        // Outside the batch layer, a Slurm error is an executor error, boxed, never a string.
+        let core: slurptuna_core::CoreError = SlurmError::InvalidQos {
+            qos: "gold".into(),
+            stderr: "no".into(),
+        }
+        .into();
+        match core {
+            slurptuna_core::CoreError::Executor { executor, source } => {
+                assert_eq!(executor, "slurm");
+                let e = source.downcast_ref::<SlurmError>().unwrap();
+                assert!(e.to_string().contains("slurm_qos"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn submissions_carry_the_options_by_reference() {
+        let opts = Arc::new(SlurmOptions {
+            cpus_per_task: 3,
+            ..Default::default()
+        });
+        let mut mock = MockSlurmClient::new();
+        let o2 = opts.clone();
+        mock.expect_submit().times(1).returning(move |req| {
+            assert!(Arc::ptr_eq(&req.options, &o2));
+            assert_eq!(req.submission.array, vec![0, 2]);
+            Ok(JobId(9))
+        });
+        mock.expect_queue().returning(|jobs| {
+            Ok(vec![SlurmTaskStatus {
+                job: jobs[0],
+                task: Some(0),
+                state: JobState::Timeout,
+                detail: None,
+            }])
+        });
+        mock.expect_accounting().returning(|_| Ok(None));
+        mock.expect_max_array_size().returning(|| {
+            Err(SlurmError::Parse {
+                command: "scontrol",
+                reason: "no MaxArraySize line".into(),
+                output: String::new(),
+            })
+        });
+        let c = SlurmBatchClient::new(Arc::new(mock), opts);
+        assert_eq!(
+            (c.name(), c.task_index_env()),
+            ("slurm", "SLURM_ARRAY_TASK_ID")
+        );
+        let sub = ArraySubmission {
+            script: "/s".into(),
+            script_args: vec![],
+            array: vec![0, 2],
+            array_limit: None,
+            job_name: "n".into(),
+            chdir: "/".into(),
+            output: "/o".into(),
+            error: "/e".into(),
+            env: vec![],
+        };
+        assert_eq!(c.submit(&sub).await.unwrap(), JobId(9));
+        let s = c.states(&[JobId(9)]).await.unwrap();
+        assert_eq!(
+            s[0].state,
+            TaskState::Ended {
+                kind: FailureKind::TimeLimit,
+                label: "TIMEOUT".into()
+            }
+        );
+        assert_eq!(c.final_states(&[JobId(9)]).await.unwrap(), None);
+        assert_eq!(
+            c.max_array_size().await.unwrap_err().kind,
+            ClientErrorKind::Transient
+        );
+    }
+}
