@@ -49,7 +49,10 @@ mod trial;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use backend::{Backend, BackendEnv, WorkerCommand};
+pub use backend::{
+    positive_duration, Backend, BackendEnv, DistributedOptions, MemorySize, TaskResources,
+    WorkerCommand,
+};
 pub use error::{BoxError, CoreError, Result};
 pub use evaluate::{evaluate_chunk, evaluate_seeds, ChunkResult, SeedFailure, SeedTask};
 pub use executor::{

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::backend::DistributedOptions;
 use crate::batch::policy::RetryPolicy;
 use crate::error::CoreError;
 
@@ -56,14 +57,24 @@ pub struct BatchConfig {
 }
 
 impl Default for BatchConfig {
+    /// The seed's policy ([`DistributedOptions::seed_defaults`]) and this layer's defaults.
     fn default() -> Self {
+        Self::new(&DistributedOptions::seed_defaults())
+    }
+}
+
+impl BatchConfig {
+    /// The policy of `options` (poll interval, attempt timeout, retries, cap on running tasks)
+    /// with this layer's defaults for the rest: results checked every 200 ms, jobs cancelled
+    /// with their evaluation, job names starting `slurptuna`, no scratch directory.
+    pub fn new(options: &DistributedOptions) -> Self {
         Self {
-            poll_interval: Duration::from_secs(15),
+            poll_interval: options.poll_interval,
             result_check_interval: Duration::from_millis(200),
-            attempt_timeout: Duration::from_secs(120 * 60),
-            trial_retry_attempts: 1,
-            fail_on_chunk_error: true,
-            array_parallelism_limit: None,
+            attempt_timeout: options.attempt_timeout,
+            trial_retry_attempts: options.trial_retry_attempts,
+            fail_on_chunk_error: options.fail_on_chunk_error,
+            array_parallelism_limit: options.array_parallelism_limit,
             keep_jobs_on_cancel: false,
             job_name_prefix: "slurptuna".to_string(),
             scratch_dir: None,
