@@ -225,12 +225,14 @@ impl ToyScheduler {
         if let Some(args) = &self.worker_args {
             worker.args = args.clone();
         }
+        // The scheduler-independent options (retries, attempt timeout, cap on running tasks)
+        // come from the run's options; the toy sets its own poll interval.
         let config = BatchConfig {
             poll_interval: self.poll,
             result_check_interval: Duration::from_millis(50),
             job_name_prefix: "toy".into(),
             keep_jobs_on_cancel: env.keep_jobs_on_interrupt,
-            ..BatchConfig::default()
+            ..BatchConfig::new(env.distributed)
         };
         BatchExecutor::new(
             Arc::new(self.client.clone()),
@@ -311,7 +313,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 mod tests {
     use super::*;
     use slurptuna::testing::{executor_suite, suite_loss, ExecutorHarness};
-    use slurptuna::WorkerCommand;
+    use slurptuna::{DistributedOptions, WorkerCommand};
 
     /// The worker side: the tests start this test program again with `--exact
     /// tests::serve_as_worker`, so that only this test runs; in such a task it evaluates its
@@ -359,6 +361,7 @@ mod tests {
             worker: &worker,
             worker_parallelism: 2,
             keep_jobs_on_interrupt: false,
+            distributed: &DistributedOptions::seed_defaults(),
         };
         let exec = toy.batch_executor(&env);
         let running = || toy.client.running();

@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use slurptuna::slurm::SlurmOptions;
 use slurptuna::{loss, optimize_run, ExecutionMode, RunOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,14 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         run_name: Some("bench".into()),
         n_seeds: Some(n_seeds.parse()?),
         chunk_size: Some(chunk_size.parse()?),
-        scheduler: SlurmOptions {
-            slurm_poll_seconds: poll_ms.parse::<f64>()? / 1000.0,
-            slurm_qos: None,
-            mem_per_cpu: "100M".into(),
-            worker_time_limit: Duration::from_secs(600),
-            ..Default::default()
-        }
-        .into(),
+        slurm_poll_seconds: poll_ms.parse::<f64>()? / 1000.0,
+        slurm_qos: None,
+        mem_per_cpu: "100M".into(),
+        worker_time_limit: Duration::from_secs(600),
         progress: false,
         ..RunOptions::default()
     };

@@ -37,17 +37,21 @@ schedulers! {
 
 /// DISTRIBUTED mode's scheduler with its options: a value (`RunOptions::scheduler`).
 ///
+/// The scheduler-independent knobs of DISTRIBUTED mode (`cpus_per_task`, `mem_per_cpu`,
+/// `slurm_poll_seconds`, ...) are fields of `RunOptions` and reach the scheduler as
+/// `DistributedOptions`; a `Scheduler` carries only the scheduler's own options.
+///
 /// - `Scheduler::default()`: the first scheduler compiled into this build with its defaults
-///   (Slurm with the seed's defaults when the `slurm` feature is on), or none.
-/// - `SlurmOptions { mem_per_cpu: "4G".into(), ..Default::default() }.into()`: a configured
-///   one; any [`Backend`] converts, including a scheduler of your own.
+///   (Slurm when the `slurm` feature is on), or none.
+/// - `SlurmOptions { slurm_partition: Some("gpu".into()), ..Default::default() }.into()`: a
+///   configured one; any [`Backend`] converts, including a scheduler of your own.
 /// - [`Scheduler::executor`]: your own [`Executor`], used as it is.
 ///
 /// ```
 /// use slurptuna::Scheduler;
 /// # #[cfg(feature = "slurm")] {
 /// use slurptuna::slurm::SlurmOptions;
-/// let s: Scheduler = SlurmOptions { mem_per_cpu: "4G".into(), ..Default::default() }.into();
+/// let s: Scheduler = SlurmOptions { slurm_partition: Some("gpu".into()), ..Default::default() }.into();
 /// assert_eq!(s.name(), Some("slurm"));
 /// assert_eq!(Scheduler::default().name(), Some("slurm"));
 /// # }

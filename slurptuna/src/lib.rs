@@ -69,10 +69,10 @@ pub use run::{optimize_run, optimize_run_async};
 #[doc(inline)]
 pub use slurptuna_core::{
     loss, search_param, AskContext, Backend, BackendEnv, BoxError, ChunkIndex, ChunkKey,
-    ChunkResult, ChunkSink, Context, CoreError, Direction, Distribution, Dtype, ExecError,
-    Executor, FailureKind, LossBuilder, LossDefinition, LossResult, LossValue, ParamSpace,
-    ParamValue, Params, Sampler, SearchParam, SeedLayout, SeedStats, TrialFailure, TrialJob,
-    TrialNumber, TrialRecord, TrialState, WorkerCommand,
+    ChunkResult, ChunkSink, Context, CoreError, Direction, DistributedOptions, Distribution, Dtype,
+    ExecError, Executor, FailureKind, LossBuilder, LossDefinition, LossResult, LossValue,
+    MemorySize, ParamSpace, ParamValue, Params, Sampler, SearchParam, SeedLayout, SeedStats,
+    TaskResources, TrialFailure, TrialJob, TrialNumber, TrialRecord, TrialState, WorkerCommand,
 };
 
 /// The samplers, for use with [`SamplerChoice::Custom`] or on their own.

@@ -1,12 +1,15 @@
 //! `RunOptions` and `EntriesOptions`: the seed's keyword arguments, with its names and defaults.
-//! The options of a scheduler live in that scheduler's own struct (for Slurm `SlurmOptions`,
-//! with the seed's `slurm_*`, `cpus_per_task`, `mem_per_cpu`, ... names), given as `scheduler`.
+//! Its DISTRIBUTED knobs (`slurm_poll_seconds`, `cpus_per_task`, `mem_per_cpu`, ...) mean the
+//! same for every scheduler and reach it as core's `DistributedOptions`; a scheduler's own
+//! options live in its own struct, given as `scheduler` (for Slurm `SlurmOptions`).
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use slurptuna_core::{Direction, Sampler};
+use std::time::Duration;
+
+use slurptuna_core::{Direction, DistributedOptions, Sampler};
 
 use crate::backends::Scheduler;
 use crate::mode::ExecutionMode;
@@ -38,6 +41,11 @@ impl fmt::Debug for SamplerChoice {
     }
 }
 
+/// The seed's defaults of the DISTRIBUTED knobs (one source, in core).
+fn seed() -> DistributedOptions {
+    DistributedOptions::seed_defaults()
+}
+
 /// Passes the fields shared by `optimize_run` and `optimize_entries` (written once, here) to
 /// the macro `$callback`, after its own arguments.
 macro_rules! with_shared_fields {
@@ -63,14 +71,35 @@ macro_rules! with_shared_fields {
         direction: Direction = Direction::Minimize,
         /// SINGLE (in this process, default) or DISTRIBUTED (job arrays of `scheduler`).
         mode: ExecutionMode = ExecutionMode::Single,
-        /// DISTRIBUTED mode's scheduler, with its options. Default: Slurm with the seed's
-        /// defaults (`slurm_poll_seconds` 15, `slurm_timeout_minutes` 120, `cpus_per_task` 1,
-        /// `mem_per_cpu` `2G`, `worker_time_limit` 2 h, `slurm_qos` `short`,
-        /// `trial_retry_attempts` 1, `fail_on_chunk_error` true, ...) when the `slurm` feature is
-        /// on. Give `slurm::SlurmOptions { .. }.into()`, a scheduler of your own
-        /// ([`Scheduler::new`]) or your own executor ([`Scheduler::executor`]). Its options are
-        /// checked in every mode and its settings recorded in `meta.json`.
+        /// DISTRIBUTED mode's scheduler with its own options (for Slurm `slurm::SlurmOptions`:
+        /// account, partition, gres, constraint, extra `sbatch` arguments). Default: the first
+        /// scheduler of this build (Slurm with the `slurm` feature). Give
+        /// `SlurmOptions { .. }.into()`, a scheduler of your own ([`Scheduler::new`]) or your own
+        /// executor ([`Scheduler::executor`]). Its options are checked in every mode and its
+        /// settings recorded in `meta.json`.
         scheduler: Scheduler = Scheduler::default(),
+        /// How often (seconds) the controller asks the scheduler for task states. Default 15.
+        slurm_poll_seconds: f64 = seed().poll_interval.as_secs_f64(),
+        /// Upper bound (minutes) on one attempt of a trial in DISTRIBUTED mode, from submission
+        /// (queue time counts). Default 120.
+        slurm_timeout_minutes: f64 = seed().attempt_timeout.as_secs_f64() / 60.0,
+        /// CPUs per array task. Default 1.
+        cpus_per_task: u32 = seed().resources.cpus_per_task,
+        /// Memory per CPU of array tasks, like `2G`, `500M` or `1024` (megabytes). Default `2G`.
+        mem_per_cpu: String = seed().resources.mem_per_cpu.to_string(),
+        /// Cap on running array tasks across all trials (and entries) of this call.
+        array_parallelism_limit: Option<u64> = seed().array_parallelism_limit,
+        /// Wall-time limit of one array task. Default 2 hours; at least 1 second.
+        worker_time_limit: Duration = seed().resources.time_limit,
+        /// The tasks' QoS (Slurm `--qos`); `None` for none. Default `short`. A rejected QoS is
+        /// an error.
+        slurm_qos: Option<String> = seed().resources.qos,
+        /// Retries of a failed trial attempt (DISTRIBUTED): default 1, i.e. two attempts. Only
+        /// the chunks without a result are resubmitted.
+        trial_retry_attempts: u32 = seed().trial_retry_attempts,
+        /// DISTRIBUTED: on a failed chunk, cancel the trial's other tasks and retry (true,
+        /// default), or keep them running and retry only the failed chunks (false).
+        fail_on_chunk_error: bool = seed().fail_on_chunk_error,
         /// Where run directories go. Default `runs`.
         run_root: PathBuf = PathBuf::from("runs"),
         /// The program workers run to evaluate seeds: by default this very program

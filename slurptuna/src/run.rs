@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use indicatif::MultiProgress;
 use slurptuna_core::{
-    best_of, format_utc, Backend, BackendEnv, Executor, LossDefinition, ResumeRecord, RunMeta,
+    best_of, format_utc, BackendEnv, Executor, LossDefinition, ResumeRecord, RunMeta,
     Sampler, SeedLayout, Store, WorkerCommand, RUN_FORMAT_VERSION,
 };
 use slurptuna_store::FsStore;
@@ -143,11 +143,13 @@ impl Call {
             ExecutionMode::Distributed => {
                 let backend = opts.scheduler.backend().ok_or(Error::NoScheduler)?;
                 let worker = worker_command(opts)?;
+                let distributed = validate::distributed_options(opts)?;
                 let env = BackendEnv {
                     loss,
                     worker: &worker,
                     worker_parallelism: opts.worker_parallelism,
                     keep_jobs_on_interrupt: opts.keep_jobs_on_interrupt,
+                    distributed: &distributed,
                 };
                 Ok(Some(backend.executor(&env)?))
             }
@@ -243,12 +245,29 @@ fn new_meta(
         duration_seconds: None,
         best_value: None,
         best_params: None,
-        settings: opts
-            .scheduler
-            .backend()
-            .map(Backend::settings)
-            .unwrap_or_default(),
+        settings: settings(opts),
     }
+}
+
+/// The settings recorded at the top level of `meta.json`: the original's DISTRIBUTED fields
+/// (recorded in SINGLE mode too, as the original does), then the scheduler's own.
+fn settings(opts: &RunOptions) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "array_parallelism_limit".into(),
+        json!(opts.array_parallelism_limit),
+    );
+    m.insert(
+        "worker_time_limit_seconds".into(),
+        json!(opts.worker_time_limit.as_secs()),
+    );
+    m.insert("slurm_qos".into(), json!(opts.slurm_qos));
+    if let Some(scheduler) = opts.scheduler.backend() {
+        m.insert("scheduler".into(), json!(scheduler.name()));
+        m.extend(scheduler.settings());
+    }
+    m
 }
 
 /// Claims (or re-opens) the run directory and reconciles `meta.json`.

@@ -1,6 +1,11 @@
 //! Every option checked before anything touches the disk or a scheduler.
 
-use slurptuna_core::{LossDefinition, SeedLayout, SeedSpec};
+use std::time::Duration;
+
+use slurptuna_core::{
+    positive_duration, DistributedOptions, LossDefinition, MemorySize, SeedLayout, SeedSpec,
+    TaskResources,
+};
 use slurptuna_store::{RunName, StoreError};
 
 use crate::error::{Error, Result};
@@ -21,8 +26,9 @@ pub(crate) fn validate(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedL
     if opts.worker_parallelism == 0 {
         return Err(Error::option("worker_parallelism", "must be >= 1"));
     }
-    // The scheduler's options are checked in every mode (its settings go into meta.json, and
-    // a typo is better found on a laptop than on the cluster); its own validator names them.
+    // The DISTRIBUTED knobs and the scheduler's own options are checked in every mode (they
+    // are recorded in meta.json, and a typo is better found on a laptop than on the cluster).
+    distributed_options(opts)?;
     if let Some(scheduler) = opts.scheduler.backend() {
         scheduler.validate()?;
     }
@@ -58,13 +64,78 @@ pub(crate) fn validate(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedL
     Ok(SeedLayout::resolve(&spec, loss.seed_start())?)
 }
 
+/// The seed's DISTRIBUTED knobs of `opts` as the scheduler-independent options every backend
+/// receives: the one place they are checked, errors naming them as the seed does.
+pub(crate) fn distributed_options(opts: &RunOptions) -> Result<DistributedOptions> {
+    let poll_interval = positive_duration(
+        "slurm_poll_seconds",
+        opts.slurm_poll_seconds,
+        Duration::from_secs(1),
+    )?;
+    let attempt_timeout = positive_duration(
+        "slurm_timeout_minutes",
+        opts.slurm_timeout_minutes,
+        Duration::from_secs(60),
+    )?;
+    if opts.cpus_per_task == 0 {
+        return Err(Error::option("cpus_per_task", "must be >= 1"));
+    }
+    let mem_per_cpu: MemorySize = opts
+        .mem_per_cpu
+        .parse()
+        .map_err(|reason: String| Error::option("mem_per_cpu", reason))?;
+    if opts.worker_time_limit < Duration::from_secs(1) {
+        return Err(Error::option(
+            "worker_time_limit",
+            format!(
+                "must be at least 1 second, got {:?}",
+                opts.worker_time_limit
+            ),
+        ));
+    }
+    if let Some(qos) = &opts.slurm_qos {
+        if qos.trim().is_empty() {
+            return Err(Error::option(
+                "slurm_qos",
+                "must be a non-empty string or None",
+            ));
+        }
+        if qos.chars().any(char::is_control) {
+            return Err(Error::option(
+                "slurm_qos",
+                format!("{qos:?} contains control characters"),
+            ));
+        }
+    }
+    if opts.array_parallelism_limit == Some(0) {
+        return Err(Error::option(
+            "array_parallelism_limit",
+            "must be >= 1 when given (None means no limit)",
+        ));
+    }
+    Ok(DistributedOptions {
+        poll_interval,
+        attempt_timeout,
+        trial_retry_attempts: opts.trial_retry_attempts,
+        fail_on_chunk_error: opts.fail_on_chunk_error,
+        array_parallelism_limit: opts.array_parallelism_limit,
+        resources: TaskResources {
+            cpus_per_task: opts.cpus_per_task,
+            mem_per_cpu,
+            time_limit: opts.worker_time_limit,
+            qos: opts.slurm_qos.clone(),
+        },
+    })
+}
+
 /// Checks a directory name given by the user (`run_name`, `run_name_prefix`): one path
 /// component that cannot leave the run root.
 pub(crate) fn check_dir_name(option: &'static str, name: &str) -> Result<RunName> {
     RunName::new(name).map_err(|e| match e {
-        StoreError::InvalidName { name, reason } => {
-            Error::option(option, format!("'{name}' is not a directory name: {reason}"))
-        }
+        StoreError::InvalidName { name, reason } => Error::option(
+            option,
+            format!("'{name}' is not a directory name: {reason}"),
+        ),
         other => Error::Store(other),
     })
 }

@@ -108,20 +108,28 @@ fn without_a_scheduler_distributed_mode_is_an_error_before_any_run_dir() {
     assert!(Scheduler::compiled().is_empty());
 }
 
-#[cfg(feature = "slurm")]
 #[test]
-fn slurm_is_the_default_scheduler_with_the_seeds_defaults() {
-    let s = slurptuna::slurm::SlurmOptions::default();
-    assert_eq!(s.slurm_qos.as_deref(), Some("short"));
-    assert_eq!(s.mem_per_cpu, "2G");
+fn the_distributed_knobs_have_the_seeds_defaults() {
+    let o = RunOptions::default();
+    assert_eq!(o.slurm_qos.as_deref(), Some("short"));
+    assert_eq!(o.mem_per_cpu, "2G");
     assert_eq!(
-        (s.slurm_poll_seconds, s.slurm_timeout_minutes),
+        (o.slurm_poll_seconds, o.slurm_timeout_minutes),
         (15.0, 120.0)
     );
-    assert_eq!((s.cpus_per_task, s.trial_retry_attempts), (1, 1));
-    assert!(s.fail_on_chunk_error);
-    assert_eq!(s.worker_time_limit, std::time::Duration::from_secs(7200));
+    assert_eq!((o.cpus_per_task, o.trial_retry_attempts), (1, 1));
+    assert!(o.fail_on_chunk_error);
+    assert_eq!(o.array_parallelism_limit, None);
+    assert_eq!(o.worker_time_limit, std::time::Duration::from_secs(7200));
+    let e = slurptuna::EntriesOptions::default();
+    assert_eq!((e.slurm_qos, e.mem_per_cpu), (o.slurm_qos, o.mem_per_cpu));
+}
+
+#[cfg(feature = "slurm")]
+#[test]
+fn slurm_is_the_default_scheduler() {
     assert_eq!(Scheduler::default().name(), Some("slurm"));
     assert_eq!(Scheduler::compiled(), ["slurm"]);
     assert!(Scheduler::named("slurm").is_some());
+    assert!(Scheduler::named("pbs").is_none());
 }

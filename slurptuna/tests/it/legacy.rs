@@ -58,8 +58,7 @@ fn an_interrupted_single_mode_run_of_the_previous_release_resumes_to_the_same_re
             .unwrap();
     assert_eq!(meta["resumes"].as_array().unwrap().len(), 2, "{meta}");
     assert_eq!(meta["resumes"][1]["unfinished_trials"], 1, "{meta}");
-    // The default scheduler (Slurm) records the original's fields, in SINGLE mode too.
-    #[cfg(feature = "slurm")]
+    // The original's DISTRIBUTED fields are recorded in SINGLE mode too.
     for key in [
         "slurm_qos",
         "worker_time_limit_seconds",

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use slurptuna::{
     loss, optimize_entries, optimize_run, search_param, EntriesOptions, ExecutionMode, RunOptions,
 };
@@ -33,6 +35,67 @@ fn invalid_options_name_the_option_and_create_nothing() {
         },
         "worker_parallelism",
     );
+    check(
+        RunOptions {
+            array_parallelism_limit: Some(0),
+            ..o()
+        },
+        "array_parallelism_limit",
+    );
+    check(
+        RunOptions {
+            worker_time_limit: Duration::from_millis(500),
+            ..o()
+        },
+        "worker_time_limit",
+    );
+    check(
+        RunOptions {
+            slurm_qos: Some("  ".into()),
+            ..o()
+        },
+        "slurm_qos",
+    );
+    check(
+        RunOptions {
+            slurm_poll_seconds: 0.0,
+            ..o()
+        },
+        "slurm_poll_seconds",
+    );
+    check(
+        RunOptions {
+            slurm_timeout_minutes: f64::NAN,
+            ..o()
+        },
+        "slurm_timeout_minutes",
+    );
+    check(
+        RunOptions {
+            cpus_per_task: 0,
+            ..o()
+        },
+        "cpus_per_task",
+    );
+    check(
+        RunOptions {
+            mem_per_cpu: "lots".into(),
+            ..o()
+        },
+        "mem_per_cpu",
+    );
+    for bad in ["4gb", "0", "2 G", "-1G", "1.5G", "", "G"] {
+        for mode in [ExecutionMode::Single, ExecutionMode::Distributed] {
+            check(
+                RunOptions {
+                    mode,
+                    mem_per_cpu: bad.into(),
+                    ..o()
+                },
+                "'mem_per_cpu'",
+            );
+        }
+    }
     check(
         RunOptions {
             chunk_size: Some(0),
@@ -90,6 +153,19 @@ fn invalid_options_name_the_option_and_create_nothing() {
         },
         "run_name",
     );
+    // Slurm's own options are checked by `SlurmOptions::validate`, in every mode.
+    #[cfg(feature = "slurm")]
+    check(
+        RunOptions {
+            scheduler: slurptuna::slurm::SlurmOptions {
+                slurm_partition: Some(String::new()),
+                ..Default::default()
+            }
+            .into(),
+            ..o()
+        },
+        "slurm_partition",
+    );
     check(
         RunOptions {
             mode: ExecutionMode::Distributed,
@@ -98,103 +174,6 @@ fn invalid_options_name_the_option_and_create_nothing() {
         },
         "loss_module",
     );
-}
-
-/// Every Slurm option is checked by `SlurmOptions::validate`, in every mode, before anything is
-/// written; errors use the seed's option names.
-#[cfg(feature = "slurm")]
-#[test]
-fn invalid_slurm_options_name_the_option_and_create_nothing() {
-    use std::time::Duration;
-
-    use slurptuna::slurm::SlurmOptions;
-
-    let dir = tempfile::tempdir().unwrap();
-    let with = |s: SlurmOptions, mode: ExecutionMode| RunOptions {
-        mode,
-        scheduler: s.into(),
-        ..opts(&dir.path().join("runs"))
-    };
-    let d = SlurmOptions::default;
-    let cases: Vec<(SlurmOptions, &str)> = vec![
-        (
-            SlurmOptions {
-                array_parallelism_limit: Some(0),
-                ..d()
-            },
-            "array_parallelism_limit",
-        ),
-        (
-            SlurmOptions {
-                worker_time_limit: Duration::from_millis(500),
-                ..d()
-            },
-            "worker_time_limit",
-        ),
-        (
-            SlurmOptions {
-                slurm_qos: Some("  ".into()),
-                ..d()
-            },
-            "slurm_qos",
-        ),
-        (
-            SlurmOptions {
-                slurm_poll_seconds: 0.0,
-                ..d()
-            },
-            "slurm_poll_seconds",
-        ),
-        (
-            SlurmOptions {
-                slurm_timeout_minutes: f64::NAN,
-                ..d()
-            },
-            "slurm_timeout_minutes",
-        ),
-        (
-            SlurmOptions {
-                cpus_per_task: 0,
-                ..d()
-            },
-            "cpus_per_task",
-        ),
-        (
-            SlurmOptions {
-                mem_per_cpu: "lots".into(),
-                ..d()
-            },
-            "mem_per_cpu",
-        ),
-        (
-            SlurmOptions {
-                slurm_partition: Some(String::new()),
-                ..d()
-            },
-            "slurm_partition",
-        ),
-        (
-            SlurmOptions {
-                slurm_extra_args: vec!["--array=1".into()],
-                ..d()
-            },
-            "slurm_extra_args",
-        ),
-    ];
-    for (s, option) in cases {
-        for mode in [ExecutionMode::Single, ExecutionMode::Distributed] {
-            check(with(s.clone(), mode), &format!("'{option}'"));
-        }
-    }
-    for bad in ["4gb", "0", "2 G", "-1G", "1.5G", "", "G"] {
-        for mode in [ExecutionMode::Single, ExecutionMode::Distributed] {
-            let s = SlurmOptions {
-                mem_per_cpu: bad.into(),
-                ..d()
-            };
-            check(with(s, mode), "'mem_per_cpu'");
-        }
-    }
 }
 
 #[test]
