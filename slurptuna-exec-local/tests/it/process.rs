@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slurptuna_core::{ExecError, Executor, Params, SeedSpec, TrialFailure};
+use slurptuna_core::{ExecError, Executor, Params, SeedSpec, TrialFailure, TrialNumber};
 use slurptuna_exec_local::{process_is_running, LocalError, ThreadExecutor};
 
 use crate::losses;
@@ -32,7 +32,10 @@ async fn processes_and_threads_give_bit_identical_values_for_explicit_seeds() {
         assert_eq!(procs.results().len(), 2);
         assert_eq!(procs.results(), threads.results());
         let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
-        assert_eq!(bits(procs.trial_values(5)), bits(threads.trial_values(5)));
+        assert_eq!(
+            bits(procs.trial_values(TrialNumber(5))),
+            bits(threads.trial_values(TrialNumber(5)))
+        );
         assert_eq!(exec.worker_pids().len(), 3);
     })
     .await;
@@ -246,7 +249,11 @@ async fn shutdown_leaves_no_process_behind() {
         )
         .await
         .unwrap();
-        let grandchildren: Vec<u32> = sink.trial_values(0).iter().map(|&v| v as u32).collect();
+        let grandchildren: Vec<u32> = sink
+            .trial_values(TrialNumber(0))
+            .iter()
+            .map(|&v| v as u32)
+            .collect();
         let workers = exec.worker_pids();
         assert_eq!(workers.len(), 2);
         assert!(grandchildren.iter().all(|&p| process_is_running(p)));

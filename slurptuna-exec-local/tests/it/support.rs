@@ -1,12 +1,8 @@
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slurptuna_core::{
-    ChunkIndex, ChunkResult, ChunkSink, CoreError, LossDefinition, Params, SeedLayout, SeedSpec,
-    SeedStats, TrialJob, TrialNumber,
-};
+use slurptuna_core::{LossDefinition, Params, SeedLayout, SeedSpec, TrialJob, TrialNumber};
 use slurptuna_exec_local::{ProcessExecutor, ProcessPoolConfig};
 
 /// The worker program of the process-pool tests (built with `--features fixtures`, as the test
@@ -40,59 +36,9 @@ pub(crate) async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) 
     }
 }
 
-/// Collects chunk results by `(trial, chunk)` and refuses a chunk delivered twice.
-#[derive(Debug, Default)]
-pub(crate) struct CollectSink {
-    results: Mutex<BTreeMap<(u64, u64), ChunkResult>>,
-}
-
-impl CollectSink {
-    pub(crate) fn results(&self) -> BTreeMap<(u64, u64), ChunkResult> {
-        self.results.lock().unwrap().clone()
-    }
-
-    /// The trial's statistics: its chunks merged in chunk order.
-    pub(crate) fn trial_stats(&self, trial: u64) -> SeedStats {
-        let mut s = SeedStats::default();
-        for ((t, _), r) in self.results.lock().unwrap().iter() {
-            if *t == trial {
-                s.merge(&r.stats);
-            }
-        }
-        s
-    }
-
-    /// All values of the trial, chunk after chunk.
-    pub(crate) fn trial_values(&self, trial: u64) -> Vec<f64> {
-        self.results
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|((t, _), _)| *t == trial)
-            .flat_map(|(_, r)| r.values.clone().expect("values kept"))
-            .collect()
-    }
-}
-
-impl ChunkSink for CollectSink {
-    fn chunk_done(
-        &self,
-        trial: TrialNumber,
-        chunk: ChunkIndex,
-        result: ChunkResult,
-    ) -> Result<(), CoreError> {
-        let old = self
-            .results
-            .lock()
-            .unwrap()
-            .insert((trial.0, chunk.0), result);
-        assert!(
-            old.is_none(),
-            "chunk {chunk} of trial {trial} delivered twice"
-        );
-        Ok(())
-    }
-}
+/// The shared recording sink of `slurptuna_core::testing`: collects chunk results by trial and
+/// chunk, refuses a chunk delivered twice.
+pub(crate) type CollectSink = slurptuna_core::testing::RecordingSink;
 
 pub(crate) fn x(x: f64) -> Params {
     [("x", x)].into_iter().collect()

@@ -23,10 +23,10 @@ async fn explicit_seeds_give_exactly_their_values_in_order() {
             .collect();
         let r = sink.results();
         assert_eq!(r.len(), 2, "chunks [100, 7, 3] and [55]");
-        assert_eq!(sink.trial_values(4), want);
+        assert_eq!(sink.trial_values(TrialNumber(4)), want);
         let mean = want.iter().sum::<f64>() / 4.0;
-        assert!((sink.trial_stats(4).mean() - mean).abs() < 1e-9);
-        assert_eq!(sink.trial_stats(4).count(), 4);
+        assert!((sink.trial_stats(TrialNumber(4)).mean() - mean).abs() < 1e-9);
+        assert_eq!(sink.trial_stats(TrialNumber(4)).count(), 4);
     })
     .await;
 }
