@@ -1,18 +1,26 @@
 //! The vocabulary and rules of slurptuna: parameters and search spaces, loss definitions, seed
-//! layouts and statistics, trial records, and the three traits the backends implement.
+//! layouts and statistics, trial records, and the traits the backends implement.
 //!
 //! - [`Sampler`] proposes parameters from plain data ([`AskContext`]); implementations live in
 //!   `slurptuna-sampler`.
 //! - [`Executor`] evaluates the seeds of one trial; implementations live in `slurptuna-exec-local`
-//!   (threads, worker processes) and `slurptuna-exec-slurm` (job arrays).
+//!   (threads, worker processes) and the scheduler crates (`slurptuna-exec-slurm`).
 //! - [`Store`] keeps a run durable; the on-disk implementation lives in `slurptuna-store`.
+//! - [`Backend`] is an execution backend as a value (its options, validated by itself, and the
+//!   executor it builds from the scheduler-independent [`DistributedOptions`]).
 //!
 //! [`evaluate_seeds`] is the one routine that runs a loss over seeds (panics and errors caught per
 //! seed); every executor and worker uses it. [`SeedStats`] merges chunk statistics exactly.
 //!
-//! This crate is **not** for I/O: it reads no files, spawns no processes and talks to no
-//! scheduler, so everything here is deterministic and testable in memory. Users should depend on
-//! the `slurptuna` facade, which re-exports what they need.
+//! Features: `fs` (the one atomic-write helper every writer of shared files uses), `batch` (the
+//! scheduler-independent layer of batch schedulers: [`batch::BatchClient`] is what a scheduler
+//! implements, [`batch::BatchExecutor`] does the rest), `testing` (in-memory twins and the
+//! conformance suites every implementation of a trait runs, in [`testing`]).
+//!
+//! This crate is **not** for processes or schedulers: it spawns nothing and knows no scheduler's
+//! commands, options or states, and without features it does no I/O at all, so the domain model
+//! is deterministic and testable in memory. Users should depend on the `slurptuna` facade, which
+//! re-exports what they need.
 //!
 //! ```
 //! use slurptuna_core::{loss, search_param, SeedLayout, SeedSpec};
