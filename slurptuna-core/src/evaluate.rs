@@ -66,7 +66,8 @@ pub struct SeedTask<'a> {
     pub trial: TrialNumber,
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// `e`'s message followed by those of its sources, separated by `: `.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {

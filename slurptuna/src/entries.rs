@@ -48,10 +48,7 @@ where
     I: IntoIterator,
     I::Item: AsRef<str>,
 {
-    let ids: Vec<String> = entry_ids
-        .into_iter()
-        .map(|s| s.as_ref().to_string())
-        .collect();
+    let ids = owned(entry_ids);
     block_on(|| optimize_entries_async(loss, ids, opts))
 }
 
@@ -67,10 +64,7 @@ where
     I::Item: AsRef<str>,
 {
     worker::dispatch(&opts.scheduler);
-    let ids: Vec<String> = entry_ids
-        .into_iter()
-        .map(|s| s.as_ref().to_string())
-        .collect();
+    let ids = owned(entry_ids);
     if ids.is_empty() {
         return Err(Error::option("entry_ids", "must not be empty"));
     }
@@ -181,6 +175,14 @@ where
         });
     }
     Ok(result)
+}
+
+fn owned<I>(ids: I) -> Vec<String>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    ids.into_iter().map(|s| s.as_ref().to_string()).collect()
 }
 
 fn write_summary(

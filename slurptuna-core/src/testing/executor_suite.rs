@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
+use crate::evaluate::error_chain;
 use crate::executor::{ExecError, Executor, FailureKind, TrialJob};
 use crate::loss::{loss, LossDefinition};
 use crate::params::Params;
@@ -182,16 +183,6 @@ async fn succeed(
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
 
 fn beats(dir: &Path) -> usize {
     std::fs::read_dir(dir)
