@@ -48,6 +48,8 @@ where
     I: IntoIterator,
     I::Item: AsRef<str>,
 {
+    // A worker does its work (synchronous code) and exits before any runtime is started.
+    worker::dispatch(&opts.scheduler);
     let ids = owned(entry_ids);
     block_on(|| optimize_entries_async(loss, ids, opts))
 }

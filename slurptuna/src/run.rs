@@ -44,6 +44,8 @@ use crate::{signals, validate, worker};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn optimize_run(loss: &LossDefinition, opts: RunOptions) -> Result<OptimizeResult> {
+    // A worker does its work (synchronous code) and exits before any runtime is started.
+    worker::dispatch(&opts.scheduler);
     block_on(|| optimize_run_async(loss, opts))
 }
 
