@@ -97,7 +97,7 @@ impl fmt::Display for MemorySize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let units = [(30, 'T'), (20, 'G'), (10, 'M')];
         for (shift, unit) in units {
-            if self.kib % (1 << shift) == 0 {
+            if self.kib.is_multiple_of(1 << shift) {
                 return write!(f, "{}{unit}", self.kib >> shift);
             }
         }
@@ -170,8 +170,62 @@ pub fn positive_duration(option: &'static str, value: f64, unit: Duration) -> Re
             format!("must be a number > 0, got {value}"),
         ));
     }
-    Duration::try_from_secs_f64(value * unit.as_secs_f64())
-        .map_err(|e| CoreError::option(option, format!("{value} is out of range: {e}")))
+    match Duration::try_from_secs_f64(value * unit.as_secs_f64()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(CoreError::option(
+            option,
+            format!("{value} is shorter than a nanosecond"),
+        )),
+        Err(e) => Err(CoreError::option(
+            option,
+            format!("{value} is out of range: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_are_whole_numbers_with_one_optional_unit() {
+        for (ok, mb) in [
+            ("2G", 2048),
+            ("500M", 500),
+            ("1024", 1024),
+            ("64k", 1),
+            ("1T", 1 << 20),
+        ] {
+            let m: MemorySize = ok.parse().unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(m.megabytes(), mb, "{ok}");
+        }
+        for bad in [
+            "4gb", "0", "0G", "2 G", " 2G", "2G ", "-1G", "+1G", "1.5G", "", "G", "2X", "2GG",
+            "１G",
+        ] {
+            let e = bad.parse::<MemorySize>().unwrap_err();
+            assert!(e.contains("like 2G"), "{bad}: {e}");
+        }
+        assert_eq!(MemorySize::from_megabytes(1536).to_string(), "1536M");
+        assert_eq!("64K".parse::<MemorySize>().unwrap().to_string(), "64K");
+    }
+
+    #[test]
+    fn durations_must_be_finite_positive_and_representable() {
+        let s = Duration::from_secs(1);
+        assert_eq!(
+            positive_duration("p", 1.5, s).unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            positive_duration("t", 2.0, Duration::from_secs(60)).unwrap(),
+            Duration::from_secs(120)
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-12, 1e300] {
+            let e = positive_duration("slurm_poll_seconds", bad, s).unwrap_err();
+            assert!(e.to_string().contains("'slurm_poll_seconds'"), "{bad}: {e}");
+        }
+    }
 }
 
 /// What a backend is given to build its executor for one `optimize_run` / `optimize_entries`

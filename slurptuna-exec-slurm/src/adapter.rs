@@ -7,7 +7,7 @@ use slurptuna_core::batch::{
     ArraySubmission, BatchClient, ClientError, ClientErrorKind, JobId, TaskRef, TaskState,
     TaskStatus,
 };
-use slurptuna_core::FailureKind;
+use slurptuna_core::{FailureKind, TaskResources};
 
 use crate::client::{JobState, SlurmClient, SlurmTaskStatus, SubmitRequest};
 use crate::error::SlurmError;
@@ -17,32 +17,48 @@ use crate::options::SlurmOptions;
 pub const SLURM_TASK_INDEX_ENV: &str = "SLURM_ARRAY_TASK_ID";
 
 /// A [`SlurmClient`] ([`crate::CliSlurm`], [`crate::FakeSlurm`], a mock) as the batch layer's
-/// [`BatchClient`]: submissions get the Slurm options attached ([`SubmitRequest`]), Slurm states
+/// [`BatchClient`]: submissions get the task resources and the Slurm options attached
+/// ([`SubmitRequest`]), Slurm states
 /// become [`TaskState`]s ([`task_state`]) and [`SlurmError`]s become [`ClientError`]s of the
 /// right kind (`SubmitLimit` backs off, `Failed` and `Parse` are transient, the rest fatal).
 #[derive(Clone)]
 pub struct SlurmBatchClient {
     client: Arc<dyn SlurmClient>,
     options: Arc<SlurmOptions>,
+    resources: TaskResources,
 }
 
 impl std::fmt::Debug for SlurmBatchClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlurmBatchClient")
             .field("options", &self.options)
+            .field("resources", &self.resources)
             .finish_non_exhaustive()
     }
 }
 
 impl SlurmBatchClient {
-    /// `client`, submitting with `options`.
-    pub fn new(client: Arc<dyn SlurmClient>, options: Arc<SlurmOptions>) -> Self {
-        Self { client, options }
+    /// `client`, submitting every array with `options` and tasks asking for `resources`.
+    pub fn new(
+        client: Arc<dyn SlurmClient>,
+        options: Arc<SlurmOptions>,
+        resources: TaskResources,
+    ) -> Self {
+        Self {
+            client,
+            options,
+            resources,
+        }
     }
 
     /// The options every submission carries.
     pub fn options(&self) -> &Arc<SlurmOptions> {
         &self.options
+    }
+
+    /// What every task asks for.
+    pub fn resources(&self) -> &TaskResources {
+        &self.resources
     }
 }
 
@@ -115,6 +131,7 @@ impl BatchClient for SlurmBatchClient {
     async fn submit(&self, sub: &ArraySubmission) -> Result<JobId, ClientError> {
         let req = SubmitRequest {
             submission: sub.clone(),
+            resources: self.resources.clone(),
             options: self.options.clone(),
         };
         Ok(self.client.submit(&req).await?)
@@ -272,15 +289,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn submissions_carry_the_options_by_reference() {
+    async fn submissions_carry_the_options_by_reference_and_the_resources() {
         let opts = Arc::new(SlurmOptions {
-            cpus_per_task: 3,
+            slurm_partition: Some("gpu".into()),
             ..Default::default()
         });
+        let resources = TaskResources {
+            cpus_per_task: 3,
+            ..slurptuna_core::DistributedOptions::seed_defaults().resources
+        };
         let mut mock = MockSlurmClient::new();
         let o2 = opts.clone();
+        let r2 = resources.clone();
         mock.expect_submit().times(1).returning(move |req| {
             assert!(Arc::ptr_eq(&req.options, &o2));
+            assert_eq!(req.resources, r2);
+            assert_eq!(req.resources.cpus_per_task, 3);
             assert_eq!(req.submission.array, vec![0, 2]);
             Ok(JobId(9))
         });
@@ -300,7 +324,9 @@ mod tests {
                 output: String::new(),
             })
         });
-        let c = SlurmBatchClient::new(Arc::new(mock), opts);
+        let c = SlurmBatchClient::new(Arc::new(mock), opts.clone(), resources.clone());
+        assert!(Arc::ptr_eq(c.options(), &opts));
+        assert_eq!(c.resources(), &resources);
         assert_eq!(
             (c.name(), c.task_index_env()),
             ("slurm", "SLURM_ARRAY_TASK_ID")

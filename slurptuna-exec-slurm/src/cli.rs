@@ -191,7 +191,7 @@ fn classify_sbatch_failure(req: &SubmitRequest, out: Output) -> SlurmError {
             stderr: err.to_string(),
         };
     }
-    if let Some(qos) = &req.options.slurm_qos {
+    if let Some(qos) = &req.resources.qos {
         if err.to_ascii_lowercase().contains("invalid qos") {
             return SlurmError::InvalidQos {
                 qos: qos.clone(),
@@ -223,11 +223,14 @@ fn escape_pattern_dir(p: &Path) -> OsString {
 }
 
 /// The argv of `sbatch` for `req` (without the program name): the array from
-/// `req.submission`, the resources and extra arguments from `req.options`.
+/// `req.submission`; `--cpus-per-task`, `--mem-per-cpu` (as Slurm writes sizes: `2G`, `1536M`,
+/// `64K`), `--time` and `--qos` from `req.resources`; the account, partition, gres, constraint
+/// and extra arguments from `req.options`.
 ///
 /// ```
 /// # use std::sync::Arc;
 /// # use std::time::Duration;
+/// use slurptuna_core::{DistributedOptions, TaskResources};
 /// use slurptuna_exec_slurm::{sbatch_argv, ArraySubmission, SlurmOptions, SubmitRequest};
 /// let req = SubmitRequest {
 ///     submission: ArraySubmission {
@@ -241,19 +244,21 @@ fn escape_pattern_dir(p: &Path) -> OsString {
 ///         error: "/r/logs/chunk_%A_%a.err".into(),
 ///         env: vec![],
 ///     },
-///     options: Arc::new(SlurmOptions {
-///         worker_time_limit: Duration::from_secs(90),
-///         ..Default::default()
-///     }),
+///     resources: TaskResources {
+///         time_limit: Duration::from_secs(90),
+///         ..DistributedOptions::seed_defaults().resources
+///     },
+///     options: Arc::new(SlurmOptions::default()),
 /// };
 /// let argv = sbatch_argv(&req);
 /// assert_eq!(argv[1], "--array=0-2,5%2");
+/// assert!(argv.contains(&"--mem-per-cpu=2G".into()));
 /// assert!(argv.contains(&"--time=0-00:01:30".into()));
 /// assert!(argv.contains(&"--qos=short".into()));
 /// assert_eq!(argv.last().unwrap(), "$(x)");
 /// ```
 pub fn sbatch_argv(req: &SubmitRequest) -> Vec<OsString> {
-    let (sub, opts) = (&req.submission, &*req.options);
+    let (sub, res, opts) = (&req.submission, &req.resources, &*req.options);
     let mut a: Vec<OsString> = vec!["--parsable".into()];
     let mut spec = array_spec(&sub.array);
     if let Some(l) = sub.array_limit {
@@ -264,11 +269,12 @@ pub fn sbatch_argv(req: &SubmitRequest) -> Vec<OsString> {
     a.push(flag("--chdir", &sub.chdir));
     a.push(flag("--output", pattern(&sub.output)));
     a.push(flag("--error", pattern(&sub.error)));
-    a.push(flag("--cpus-per-task", opts.cpus_per_task.to_string()));
-    a.push(flag("--mem-per-cpu", &opts.mem_per_cpu));
-    a.push(flag("--time", slurm_time(opts.worker_time_limit)));
+    a.push(flag("--cpus-per-task", res.cpus_per_task.to_string()));
+    // `MemorySize` displays in the largest exact unit with Slurm's suffixes (`2G`, `1536M`).
+    a.push(flag("--mem-per-cpu", res.mem_per_cpu.to_string()));
+    a.push(flag("--time", slurm_time(res.time_limit)));
     for (name, v) in [
-        ("--qos", &opts.slurm_qos),
+        ("--qos", &res.qos),
         ("--account", &opts.slurm_account),
         ("--partition", &opts.slurm_partition),
         ("--gres", &opts.slurm_gres),
@@ -569,6 +575,7 @@ mod tests {
     use std::sync::Arc;
 
     use slurptuna_core::batch::ArraySubmission;
+    use slurptuna_core::{DistributedOptions, MemorySize, TaskResources};
 
     use crate::options::SlurmOptions;
 
@@ -591,30 +598,30 @@ mod tests {
         }
     }
 
-    fn options() -> SlurmOptions {
-        SlurmOptions {
+    fn resources() -> TaskResources {
+        TaskResources {
             cpus_per_task: 4,
-            mem_per_cpu: "500M".into(),
-            worker_time_limit: Duration::from_secs(3 * 3600 + 61),
-            slurm_qos: None,
-            ..Default::default()
+            mem_per_cpu: "500M".parse().unwrap(),
+            time_limit: Duration::from_secs(3 * 3600 + 61),
+            qos: None,
         }
     }
 
     fn req() -> SubmitRequest {
         SubmitRequest {
             submission: submission(),
-            options: Arc::new(options()),
+            resources: resources(),
+            options: Arc::new(SlurmOptions::default()),
         }
     }
 
     fn with_qos(qos: &str) -> SubmitRequest {
         SubmitRequest {
-            submission: submission(),
-            options: Arc::new(SlurmOptions {
-                slurm_qos: Some(qos.into()),
-                ..options()
-            }),
+            resources: TaskResources {
+                qos: Some(qos.into()),
+                ..resources()
+            },
+            ..req()
         }
     }
 
@@ -653,14 +660,17 @@ mod tests {
                 env: vec![("SLURPTUNA_CHUNK_OFFSET".into(), "1000".into())],
                 ..submission()
             },
+            resources: TaskResources {
+                qos: Some("short".into()),
+                ..resources()
+            },
             options: Arc::new(SlurmOptions {
-                slurm_qos: Some("short".into()),
                 slurm_account: Some("lab".into()),
                 slurm_partition: Some("gpu".into()),
                 slurm_gres: Some("gpu:1".into()),
                 slurm_constraint: Some("a100".into()),
                 slurm_extra_args: vec!["--exclusive".into(), "--nice=5".into()],
-                ..options()
+                ..Default::default()
             }),
         };
         let a = strs(&sbatch_argv(&r));
@@ -680,6 +690,50 @@ mod tests {
             ]
         );
         assert_eq!(a[17], "/runs/r%1/trials/trial_00003/chunk_task.sh");
+    }
+
+    /// The value of `--name=` in `argv`, if the flag is there.
+    fn value_of(argv: &[String], name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        let values: Vec<&String> = argv.iter().filter(|a| a.starts_with(&prefix)).collect();
+        assert!(values.len() <= 1, "{name} given twice: {argv:?}");
+        values.first().map(|a| a[prefix.len()..].to_string())
+    }
+
+    #[test]
+    fn sbatch_argv_renders_the_resources() {
+        let with =
+            |resources: TaskResources| strs(&sbatch_argv(&SubmitRequest { resources, ..req() }));
+        // The seed's defaults: 1 CPU, 2G per CPU, 2 hours, QoS short.
+        let seed = DistributedOptions::seed_defaults().resources;
+        let a = with(seed.clone());
+        assert_eq!(value_of(&a, "--cpus-per-task").as_deref(), Some("1"));
+        assert_eq!(value_of(&a, "--mem-per-cpu").as_deref(), Some("2G"));
+        assert_eq!(value_of(&a, "--time").as_deref(), Some("0-02:00:00"));
+        assert_eq!(value_of(&a, "--qos").as_deref(), Some("short"));
+        // Memory in the largest exact unit Slurm knows.
+        for (mem, want) in [
+            (MemorySize::from_megabytes(1536), "1536M"),
+            (MemorySize::from_megabytes(1024 * 1024), "1T"),
+            ("64K".parse().unwrap(), "64K"),
+            ("1024".parse().unwrap(), "1G"),
+        ] {
+            let a = with(TaskResources {
+                mem_per_cpu: mem,
+                ..seed.clone()
+            });
+            assert_eq!(value_of(&a, "--mem-per-cpu").as_deref(), Some(want));
+        }
+        let a = with(TaskResources {
+            cpus_per_task: 16,
+            time_limit: Duration::from_millis(90_500),
+            qos: None,
+            ..seed.clone()
+        });
+        assert_eq!(value_of(&a, "--cpus-per-task").as_deref(), Some("16"));
+        assert_eq!(value_of(&a, "--time").as_deref(), Some("0-00:01:31"));
+        assert_eq!(value_of(&a, "--qos"), None, "no --qos when None: {a:?}");
+        assert!(!a.iter().any(|x| x.starts_with("--qos")), "{a:?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use slurptuna_core::batch::{ArraySubmission, JobId, TaskRef};
+use slurptuna_core::TaskResources;
 
 use crate::error::SlurmError;
 use crate::options::SlurmOptions;
@@ -138,9 +139,10 @@ pub struct SlurmTaskStatus {
     pub detail: Option<String>,
 }
 
-/// One `sbatch` of a job array running a fixed batch script: the array (from the batch layer)
-/// and the Slurm options (resources, QoS, extra arguments), referenced, not copied, so that the
-/// options exist in one struct only.
+/// One `sbatch` of a job array running a fixed batch script: the array (from the batch layer),
+/// what each task asks for (the scheduler-independent [`TaskResources`]) and Slurm's own options
+/// (account, partition, extra arguments, ...), referenced, not copied, so that the options exist
+/// in one struct only.
 ///
 /// Every field becomes exactly one argument; nothing is interpreted by a shell.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,8 +150,9 @@ pub struct SubmitRequest {
     /// The array: script, its arguments, array ids and limit, job name, directory, output and
     /// error patterns (`%A`, `%a`), environment.
     pub submission: ArraySubmission,
-    /// `--cpus-per-task`, `--mem-per-cpu`, `--time`, `--qos`, `--account`, `--partition`,
-    /// `--gres`, `--constraint` and the extra arguments.
+    /// `--cpus-per-task`, `--mem-per-cpu`, `--time` and `--qos`.
+    pub resources: TaskResources,
+    /// `--account`, `--partition`, `--gres`, `--constraint` and the extra arguments.
     pub options: Arc<SlurmOptions>,
 }
 

@@ -6,7 +6,8 @@ use std::process::ExitStatus;
 
 /// Everything that can go wrong talking to Slurm: a command that could not start, failed, was
 /// refused, or printed something unreadable. (Option errors are
-/// `slurptuna_core::CoreError::InvalidOption`, from [`crate::SlurmOptions::validate`]; trial
+/// `slurptuna_core::CoreError::InvalidOption`, from [`crate::SlurmOptions::validate`] for
+/// Slurm's own options and from the facade for the scheduler-independent ones; trial
 /// directories and the worker side belong to `slurptuna_core::batch`.)
 ///
 /// Messages are lowercase, say what failed and where, and what to do; the cause is kept as the

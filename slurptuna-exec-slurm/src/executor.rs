@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use slurptuna_core::batch::BatchExecutor;
-use slurptuna_core::{ChunkSink, CoreError, ExecError, Executor, TrialJob, WorkerCommand};
+use slurptuna_core::{
+    ChunkSink, CoreError, DistributedOptions, ExecError, Executor, TrialJob, WorkerCommand,
+};
 
 use crate::adapter::SlurmBatchClient;
 use crate::cli::CliSlurm;
@@ -12,28 +14,37 @@ use crate::client::SlurmClient;
 use crate::options::SlurmOptions;
 
 /// The DISTRIBUTED-mode [`Executor`]: a [`BatchExecutor`] submitting through a [`SlurmClient`]
-/// (via [`SlurmBatchClient`]), configured by [`SlurmOptions`]. Every trial attempt is one Slurm
-/// job array, one task per chunk of seeds; everything else — one `squeue` per poll for all live
-/// jobs, the global cap on running tasks, `MaxArraySize` splitting, stored results, re-adoption
-/// on resume, retries, cancellation — is the batch layer's (see `slurptuna_core::batch`).
+/// (via [`SlurmBatchClient`]), configured by the scheduler-independent [`DistributedOptions`]
+/// (policy and task resources) and Slurm's own [`SlurmOptions`]. Every trial attempt is one
+/// Slurm job array, one task per chunk of seeds; everything else — one `squeue` per poll for all
+/// live jobs, the global cap on running tasks, `MaxArraySize` splitting, stored results,
+/// re-adoption on resume, retries, cancellation — is the batch layer's (see
+/// `slurptuna_core::batch`).
 ///
 /// Dropping an `evaluate` future cancels the jobs it started, unless jobs are kept for a resume
 /// ([`SlurmExecutor::keep_jobs_on_cancel`], [`Executor::shutdown`] with `keep_jobs`).
 ///
 /// ```no_run
-/// use slurptuna_core::WorkerCommand;
+/// use slurptuna_core::{DistributedOptions, WorkerCommand};
 /// use slurptuna_exec_slurm::{SlurmExecutor, SlurmOptions};
 /// let worker = WorkerCommand {
 ///     program: std::env::current_exe().unwrap(),
 ///     args: std::env::args_os().skip(1).collect(),
 ///     cwd: std::env::current_dir().unwrap(),
 /// };
-/// let exec = SlurmExecutor::cli(SlurmOptions::default(), worker, 1).keep_jobs_on_cancel(true);
+/// let exec = SlurmExecutor::cli(
+///     SlurmOptions::default(),
+///     DistributedOptions::seed_defaults(),
+///     worker,
+///     1,
+/// )
+/// .keep_jobs_on_cancel(true);
 /// # let _ = exec;
 /// ```
 pub struct SlurmExecutor {
     batch: BatchExecutor,
     options: Arc<SlurmOptions>,
+    distributed: DistributedOptions,
     options_error: Option<(&'static str, String)>,
 }
 
@@ -41,18 +52,21 @@ impl std::fmt::Debug for SlurmExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlurmExecutor")
             .field("options", &self.options)
+            .field("distributed", &self.distributed)
             .field("batch", &self.batch)
             .finish_non_exhaustive()
     }
 }
 
 impl SlurmExecutor {
-    /// An executor talking to Slurm through `client`, whose tasks run `worker` with
-    /// `worker_parallelism` threads each. Invalid `opts` make every `evaluate` fail with
-    /// [`CoreError::InvalidOption`] naming the option (check them first with
-    /// [`SlurmOptions::validate`]).
+    /// An executor talking to Slurm through `client`, with the policy and task resources of
+    /// `distributed` (checked already, as the `slurptuna` facade does), whose tasks run `worker`
+    /// with `worker_parallelism` threads each. Invalid `opts` (or a policy the batch layer
+    /// refuses) make every `evaluate` fail with [`CoreError::InvalidOption`] naming the option
+    /// (check them first with [`SlurmOptions::validate`]).
     pub fn new(
         opts: SlurmOptions,
+        distributed: DistributedOptions,
         worker: WorkerCommand,
         worker_parallelism: usize,
         client: Arc<dyn SlurmClient>,
@@ -61,12 +75,17 @@ impl SlurmExecutor {
             CoreError::InvalidOption { option, reason } => (option, reason),
             other => ("slurm options", other.to_string()),
         });
-        let config = opts.batch_config();
+        let config = opts.batch_config(&distributed);
         let options = Arc::new(opts);
-        let client = Arc::new(SlurmBatchClient::new(client, options.clone()));
+        let client = Arc::new(SlurmBatchClient::new(
+            client,
+            options.clone(),
+            distributed.resources.clone(),
+        ));
         SlurmExecutor {
             batch: BatchExecutor::new(client, config, worker, worker_parallelism),
             options,
+            distributed,
             options_error,
         }
     }
@@ -74,10 +93,17 @@ impl SlurmExecutor {
     /// An executor using the real Slurm commands on `PATH` ([`CliSlurm`]).
     pub fn cli(
         opts: SlurmOptions,
+        distributed: DistributedOptions,
         worker: WorkerCommand,
         worker_parallelism: usize,
     ) -> SlurmExecutor {
-        Self::new(opts, worker, worker_parallelism, Arc::new(CliSlurm::new()))
+        Self::new(
+            opts,
+            distributed,
+            worker,
+            worker_parallelism,
+            Arc::new(CliSlurm::new()),
+        )
     }
 
     /// The same executor, leaving (`true`) or cancelling (`false`, the default) its jobs when an
@@ -89,9 +115,14 @@ impl SlurmExecutor {
         }
     }
 
-    /// The options.
+    /// Slurm's own options.
     pub fn options(&self) -> &SlurmOptions {
         &self.options
+    }
+
+    /// The scheduler-independent options: the policy and what every task asks for.
+    pub fn distributed(&self) -> &DistributedOptions {
+        &self.distributed
     }
 
     /// The batch executor underneath.
@@ -175,19 +206,37 @@ mod tests {
 
     fn opts() -> SlurmOptions {
         SlurmOptions {
-            slurm_poll_seconds: 0.02,
             result_check_interval: Duration::from_millis(5),
             ..Default::default()
         }
     }
 
-    fn exec(o: SlurmOptions, dir: &Path, mock: MockSlurmClient) -> SlurmExecutor {
-        let worker = WorkerCommand {
+    fn dist() -> DistributedOptions {
+        DistributedOptions {
+            poll_interval: Duration::from_millis(20),
+            ..DistributedOptions::seed_defaults()
+        }
+    }
+
+    fn worker(dir: &Path) -> WorkerCommand {
+        WorkerCommand {
             program: "/bin/true".into(),
             args: vec![],
             cwd: dir.to_path_buf(),
-        };
-        SlurmExecutor::new(o, worker, 1, Arc::new(mock))
+        }
+    }
+
+    fn exec(o: SlurmOptions, dir: &Path, mock: MockSlurmClient) -> SlurmExecutor {
+        exec_with(o, dist(), dir, mock)
+    }
+
+    fn exec_with(
+        o: SlurmOptions,
+        d: DistributedOptions,
+        dir: &Path,
+        mock: MockSlurmClient,
+    ) -> SlurmExecutor {
+        SlurmExecutor::new(o, d, worker(dir), 1, Arc::new(mock))
     }
 
     /// A chunk result as the worker writes it (the on-disk format, written by hand).
@@ -223,6 +272,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_configuration_comes_from_both_option_sets() {
+        let d = tempfile::tempdir().unwrap();
+        let distributed = DistributedOptions {
+            attempt_timeout: Duration::from_secs(600),
+            trial_retry_attempts: 4,
+            array_parallelism_limit: Some(3),
+            ..dist()
+        };
+        let o = SlurmOptions {
+            job_name_prefix: "lab".into(),
+            ..opts()
+        };
+        let e = SlurmExecutor::cli(o.clone(), distributed.clone(), worker(d.path()), 2);
+        assert_eq!(e.options(), &o);
+        assert_eq!(e.distributed(), &distributed);
+        assert_eq!(e.batch().config(), &o.batch_config(&distributed));
+        assert!(!e.batch().config().keep_jobs_on_cancel);
+        let e = e.keep_jobs_on_cancel(true);
+        assert!(e.batch().config().keep_jobs_on_cancel);
+        assert_eq!(e.distributed(), &distributed, "kept by keep_jobs_on_cancel");
+        assert_eq!(e.batch().config().job_name_prefix, "lab");
+    }
+
     #[tokio::test]
     async fn nothing_to_do_makes_no_slurm_call() {
         let d = tempfile::tempdir().unwrap();
@@ -236,20 +309,23 @@ mod tests {
     #[tokio::test]
     async fn an_invalid_option_or_a_missing_directory_is_fatal() {
         let d = tempfile::tempdir().unwrap();
+        // One of Slurm's own options.
         let bad = SlurmOptions {
-            mem_per_cpu: "much".into(),
+            slurm_partition: Some(" ".into()),
             ..opts()
         };
         let e = exec(bad, d.path(), MockSlurmClient::new());
         let m = fatal_message(e.evaluate(job(Some(d.path())), &Sink::default()).await);
-        assert!(m.contains("mem_per_cpu"), "{m}");
-        let bad = SlurmOptions {
-            slurm_poll_seconds: 0.0,
-            ..opts()
+        assert!(m.contains("slurm_partition"), "{m}");
+        // A policy the batch layer refuses, named as the `DistributedOptions` field (the facade
+        // names it `slurm_poll_seconds` before it gets here).
+        let bad = DistributedOptions {
+            poll_interval: Duration::ZERO,
+            ..dist()
         };
-        let e = exec(bad, d.path(), MockSlurmClient::new());
+        let e = exec_with(opts(), bad, d.path(), MockSlurmClient::new());
         let m = fatal_message(e.evaluate(job(Some(d.path())), &Sink::default()).await);
-        assert!(m.contains("slurm_poll_seconds"), "{m}");
+        assert!(m.contains("poll_interval"), "{m}");
         let e = exec(opts(), d.path(), MockSlurmClient::new());
         let m = fatal_message(e.evaluate(job(None), &Sink::default()).await);
         assert!(m.contains("scratch_dir"), "{m}");
@@ -286,7 +362,8 @@ mod tests {
         let jj = j.clone();
         mock.expect_submit().times(1).returning(move |req| {
             assert_eq!(req.submission.array, vec![1, 2]);
-            assert_eq!(req.options.mem_per_cpu, "2G");
+            assert_eq!(req.resources.mem_per_cpu.to_string(), "2G");
+            assert_eq!(req.resources, DistributedOptions::seed_defaults().resources);
             for &t in &req.submission.array {
                 write_result(&jj, ChunkIndex(t));
             }

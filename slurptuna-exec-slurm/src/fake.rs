@@ -438,7 +438,7 @@ async fn run_process(
             Ok(s) => (JobState::Failed, Some(crate::error::describe_status(&s))),
             Err(e) => (JobState::Failed, Some(e.to_string())),
         },
-        _ = tokio::time::sleep(req.options.worker_time_limit) => {
+        _ = tokio::time::sleep(req.resources.time_limit) => {
             killpg();
             let _ = child.wait().await;
             (JobState::Timeout, None)
@@ -465,7 +465,7 @@ impl SlurmClient for FakeSlurm {
                     stderr: "sbatch: error: QOSMaxSubmitJobPerUserLimit".into(),
                 }),
                 Some(FakeSubmitError::InvalidQos) => Err(SlurmError::InvalidQos {
-                    qos: req.options.slurm_qos.clone().unwrap_or_default(),
+                    qos: req.resources.qos.clone().unwrap_or_default(),
                     stderr: "sbatch: error: Batch job submission failed: Invalid qos specification"
                         .into(),
                 }),
@@ -604,6 +604,7 @@ mod tests {
     use std::time::Duration;
 
     use slurptuna_core::batch::ArraySubmission;
+    use slurptuna_core::TaskResources;
 
     use crate::options::SlurmOptions;
 
@@ -637,20 +638,18 @@ mod tests {
                 error: dir.join("o_%A_%a.err"),
                 env: vec![],
             },
-            options: Arc::new(SlurmOptions {
-                mem_per_cpu: "1M".into(),
-                worker_time_limit: Duration::from_secs(30),
-                slurm_qos: None,
-                ..Default::default()
-            }),
+            resources: TaskResources {
+                cpus_per_task: 1,
+                mem_per_cpu: "1M".parse().unwrap(),
+                time_limit: Duration::from_secs(30),
+                qos: None,
+            },
+            options: Arc::new(SlurmOptions::default()),
         }
     }
 
     fn with_time_limit(mut r: SubmitRequest, limit: Duration) -> SubmitRequest {
-        r.options = Arc::new(SlurmOptions {
-            worker_time_limit: limit,
-            ..(*r.options).clone()
-        });
+        r.resources.time_limit = limit;
         r
     }
 

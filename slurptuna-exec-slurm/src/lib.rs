@@ -18,9 +18,13 @@
 //!   `BatchClient`: Slurm states become typed `TaskState`s ([`task_state`]: `TIMEOUT` is a
 //!   time-limit failure, the other failures scheduler failures) and Slurm errors become client
 //!   errors of a kind (submit limit, transient, fatal).
-//! - [`SlurmOptions`], every Slurm option in one struct with its one validator, a
-//!   `slurptuna_core::Backend`; and [`SlurmExecutor`], the batch layer's executor over a Slurm
-//!   client.
+//! - [`SlurmOptions`], Slurm's own options (account, partition, gres, constraint, extra sbatch
+//!   arguments, job names, scratch directory) in one struct with their one validator, a
+//!   `slurptuna_core::Backend`; the scheduler-independent options of DISTRIBUTED mode (poll
+//!   interval, attempt timeout, retries, cap on running tasks, and the CPUs, memory, time limit
+//!   and QoS of every task) come as a `slurptuna_core::DistributedOptions`, which the facade
+//!   builds from the seed's keyword arguments and checks once. [`SlurmExecutor`] is the batch
+//!   layer's executor over a Slurm client, configured by both.
 //!
 //! The worker side needs nothing from this crate: an array task re-executes the user's program
 //! with `SLURPTUNA_TASK_FILE` set, and `slurptuna_core::batch::run_batch_worker` evaluates its
@@ -32,24 +36,31 @@
 //! facade (`ExecutionMode::Distributed`).
 //!
 //! ```
-//! use slurptuna_core::{Backend, WorkerCommand};
+//! use std::time::Duration;
+//! use slurptuna_core::{Backend, DistributedOptions, TaskResources, WorkerCommand};
 //! use slurptuna_exec_slurm::{SlurmExecutor, SlurmOptions};
 //!
 //! let opts = SlurmOptions {
-//!     mem_per_cpu: "500M".into(),
 //!     slurm_partition: Some("short".into()),
 //!     ..Default::default()
 //! };
 //! opts.validate().unwrap();
-//! assert_eq!(opts.settings()["slurm_qos"], "short");
+//! assert_eq!(opts.settings()["slurm_partition"], "short");
+//! let seed = DistributedOptions::seed_defaults();
+//! let distributed = DistributedOptions {
+//!     poll_interval: Duration::from_secs(5),
+//!     resources: TaskResources { mem_per_cpu: "500M".parse().unwrap(), ..seed.resources },
+//!     ..seed
+//! };
 //! let worker = WorkerCommand {
 //!     program: std::env::current_exe().unwrap(),
 //!     args: Vec::new(),
 //!     cwd: std::env::current_dir().unwrap(),
 //! };
 //! // Over the real commands on PATH; nothing runs until a trial is evaluated.
-//! let exec = SlurmExecutor::cli(opts, worker, 1);
-//! assert_eq!(exec.options().mem_per_cpu, "500M");
+//! let exec = SlurmExecutor::cli(opts, distributed, worker, 1);
+//! assert_eq!(exec.distributed().resources.mem_per_cpu.to_string(), "500M");
+//! assert_eq!(exec.options().slurm_partition.as_deref(), Some("short"));
 //! ```
 
 mod adapter;

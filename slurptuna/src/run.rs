@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use indicatif::MultiProgress;
 use slurptuna_core::{
-    best_of, format_utc, BackendEnv, Executor, LossDefinition, ResumeRecord, RunMeta,
-    Sampler, SeedLayout, Store, WorkerCommand, RUN_FORMAT_VERSION,
+    best_of, format_utc, BackendEnv, Executor, LossDefinition, ResumeRecord, RunMeta, Sampler,
+    SeedLayout, Store, WorkerCommand, RUN_FORMAT_VERSION,
 };
 use slurptuna_store::FsStore;
 

@@ -183,7 +183,6 @@ async fn succeed(
     }
 }
 
-
 fn beats(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {

@@ -4,13 +4,13 @@ use std::time::{Duration, Instant};
 use slurptuna_core::testing::{executor_suite, ExecutorHarness};
 use slurptuna_core::{ChunkIndex, CoreError, ExecError, Executor, FailureKind, SeedSpec, TrialJob};
 use slurptuna_exec_slurm::{
-    FakeCall, FakeSlurm, FakeSlurmHandle, FakeSubmitError, JobState, SlurmExecutor, SlurmOptions,
+    FakeCall, FakeSlurm, FakeSlurmHandle, FakeSubmitError, JobState, SlurmExecutor,
 };
 
 use crate::support::*;
 
 fn setup(
-    opts: impl FnOnce(SlurmOptions) -> SlurmOptions,
+    opts: impl FnOnce(&mut TestOptions),
 ) -> (tempfile::TempDir, SlurmExecutor, FakeSlurmHandle) {
     setup_with(opts, 1)
 }
@@ -18,18 +18,16 @@ fn setup(
 /// A fake cluster and an executor on it whose tasks evaluate with `worker_parallelism`
 /// threads.
 fn setup_with(
-    opts: impl FnOnce(SlurmOptions) -> SlurmOptions,
+    opts: impl FnOnce(&mut TestOptions),
     worker_parallelism: usize,
 ) -> (tempfile::TempDir, SlurmExecutor, FakeSlurmHandle) {
     losses();
     let dir = tempfile::tempdir().unwrap();
     let (fake, handle) = FakeSlurm::new();
-    let exec = SlurmExecutor::new(
-        opts(options()),
-        worker(dir.path()),
-        worker_parallelism,
-        Arc::new(fake),
-    );
+    let exec =
+        options()
+            .with(opts)
+            .executor(worker(dir.path()), worker_parallelism, Arc::new(fake));
     (dir, exec, handle)
 }
 
@@ -44,10 +42,7 @@ async fn assert_clean(h: &FakeSlurmHandle) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_trials_of_four_chunks_match_in_process_bit_for_bit() {
-    let (dir, exec, h) = setup(|c| SlurmOptions {
-        array_parallelism_limit: Some(5),
-        ..c
-    });
+    let (dir, exec, h) = setup(|o| o.distributed.array_parallelism_limit = Some(5));
     let sink = Collect::default();
     let jobs: Vec<TrialJob> = (0..3)
         .map(|t| {
@@ -112,7 +107,7 @@ async fn futures_join(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_non_contiguous_seeds_and_a_short_last_chunk() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     let spec = SeedSpec {
         seeds: Some(vec![100, 7, 3, 55, 9, 1000, 42]),
         chunk_size: Some(3),
@@ -135,7 +130,7 @@ async fn explicit_non_contiguous_seeds_and_a_short_last_chunk() {
 /// evaluation took, and the submissions.
 async fn failing_trial(
     loss: &str,
-    opts: impl FnOnce(SlurmOptions) -> SlurmOptions,
+    opts: impl FnOnce(&mut TestOptions),
 ) -> (
     slurptuna_core::TrialFailure,
     Vec<Vec<u64>>,
@@ -164,7 +159,7 @@ async fn failing_trial(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_exiting_non_zero_fails_the_trial_after_one_retry() {
-    let (f, subs, _dir) = failing_trial("fx-exit", |c| c).await;
+    let (f, subs, _dir) = failing_trial("fx-exit", |_| {}).await;
     assert_eq!(f.state.as_deref(), Some("FAILED"), "{}", f.reason);
     assert_eq!(f.kind, FailureKind::Scheduler, "{}", f.reason);
     assert_eq!(f.chunk, Some(ChunkIndex(1)));
@@ -179,7 +174,7 @@ async fn a_task_exiting_non_zero_fails_the_trial_after_one_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_loss_fails_the_trial_with_the_panic_message() {
-    let (f, _, _dir) = failing_trial("fx-panic", |c| c).await;
+    let (f, _, _dir) = failing_trial("fx-panic", |_| {}).await;
     assert_eq!(f.state.as_deref(), Some("FAILED"));
     // The worker's failure record says the loss failed, not the task.
     assert_eq!(f.kind, FailureKind::Loss, "{}", f.reason);
@@ -193,9 +188,8 @@ async fn a_panicking_loss_fails_the_trial_with_the_panic_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_killed_at_its_time_limit_is_a_timeout() {
-    let (f, _, _dir) = failing_trial("fx-sleep", |c| SlurmOptions {
-        worker_time_limit: Duration::from_secs(1),
-        ..c
+    let (f, _, _dir) = failing_trial("fx-sleep", |o| {
+        o.distributed.resources.time_limit = Duration::from_secs(1);
     })
     .await;
     assert_eq!(f.state.as_deref(), Some("TIMEOUT"), "{}", f.reason);
@@ -205,9 +199,8 @@ async fn a_task_killed_at_its_time_limit_is_a_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_attempt_timeout_cancels_and_fails_the_chunk() {
-    let (f, _, _dir) = failing_trial("fx-sleep", |c| SlurmOptions {
-        slurm_timeout_minutes: minutes(Duration::from_millis(800)),
-        ..c
+    let (f, _, _dir) = failing_trial("fx-sleep", |o| {
+        o.distributed.attempt_timeout = Duration::from_millis(800);
     })
     .await;
     assert_eq!(f.kind, FailureKind::AttemptTimeout, "{}", f.reason);
@@ -218,7 +211,7 @@ async fn the_attempt_timeout_cancels_and_fails_the_chunk() {
 /// Cancels (or makes vanish) chunk 2 of each submitted array from outside; checks that each is
 /// noticed within one poll and that the trial then fails with `kind` and Slurm's `state`.
 async fn external_kill(vanish: bool, kind: FailureKind, state: Option<&str>) {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     let j = job("fx-slow", None, 3, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
     let hh = h.clone();
@@ -275,10 +268,7 @@ async fn a_task_vanishing_from_the_queue_is_noticed_within_one_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_accounting_a_vanished_task_reports_its_final_state() {
-    let (dir, exec, h) = setup(|c| SlurmOptions {
-        trial_retry_attempts: 0,
-        ..c
-    });
+    let (dir, exec, h) = setup(|o| o.distributed.trial_retry_attempts = 0);
     h.set_accounting(true);
     let j = job("fx-slow", None, 3, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
@@ -308,10 +298,7 @@ async fn with_accounting_a_vanished_task_reports_its_final_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_resubmits_only_the_failed_chunk_while_the_others_run_on() {
-    let (dir, exec, h) = setup(|c| SlurmOptions {
-        fail_on_chunk_error: false,
-        ..c
-    });
+    let (dir, exec, h) = setup(|o| o.distributed.fail_on_chunk_error = false);
     let j = job("fx-flaky", None, 4, 0.2, &spec16(), dir.path());
     let sink = Collect::default();
     within(60, exec.evaluate(j.clone(), &sink)).await.unwrap();
@@ -334,7 +321,7 @@ async fn a_retry_resubmits_only_the_failed_chunk_while_the_others_run_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_on_chunk_error_cancels_the_others_and_retries_only_missing_chunks() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     h.set_max_running(1); // chunk 0 finishes, chunk 1 fails, 2 and 3 are still pending
     let j = job("fx-flaky", None, 4, 0.2, &spec16(), dir.path());
     let sink = Collect::default();
@@ -362,7 +349,7 @@ async fn fail_on_chunk_error_cancels_the_others_and_retries_only_missing_chunks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_evaluation_cancels_its_tasks() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     let j = job("fx-slow", None, 1, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
     {
@@ -380,7 +367,7 @@ async fn dropping_the_evaluation_cancels_its_tasks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_cancels_everything_or_keeps_jobs_for_a_resume() {
     for keep in [false, true] {
-        let (dir, exec, h) = setup(|c| c);
+        let (dir, exec, h) = setup(|_| {});
         let exec = Arc::new(exec);
         let j = job("fx-slow", None, 1, 0.5, &spec16(), dir.path());
         let e2 = exec.clone();
@@ -421,7 +408,7 @@ async fn shutdown_cancels_everything_or_keeps_jobs_for_a_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_controller_is_resumed_by_re_adopting_live_jobs() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     h.set_max_running(1);
     let j = job("fx-slow", None, 5, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
@@ -461,7 +448,7 @@ async fn a_killed_controller_is_resumed_by_re_adopting_live_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_before_recording_a_submission_finds_it_by_name() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     h.set_max_running(1);
     let j = job("fx-slow", None, 7, 0.5, &spec16(), dir.path());
     // sbatch accepts the array, but the controller dies before it learns the job id.
@@ -511,17 +498,12 @@ fn assert_each_seed_once(sink: &Collect, j: &TrialJob, cwd: &std::path::Path) {
 
 /// A new controller's executor (fresh, same options) on the cluster behind `h`.
 fn resumed(cwd: &std::path::Path, h: &FakeSlurmHandle) -> SlurmExecutor {
-    SlurmExecutor::new(
-        options(),
-        worker(cwd),
-        1,
-        Arc::new(FakeSlurm::from_handle(h)),
-    )
+    options().executor(worker(cwd), 1, Arc::new(FakeSlurm::from_handle(h)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_controller_resubmits_only_missing_chunks_when_the_jobs_are_gone() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     h.set_max_running(1);
     let j = job("fx-slow", None, 6, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
@@ -573,7 +555,7 @@ const HOSTILE: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_entry_ids_and_arguments_are_data_never_shell() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     let j = job("fx-quad", Some(HOSTILE), 9, 0.25, &spec16(), dir.path());
     let sink = Collect::default();
     within(60, exec.evaluate(j.clone(), &sink)).await.unwrap();
@@ -615,10 +597,7 @@ async fn hostile_entry_ids_and_arguments_are_data_never_shell() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_loss_names_the_request_the_argv_and_the_losses_found() {
-    let (dir, exec, h) = setup(|c| SlurmOptions {
-        trial_retry_attempts: 0,
-        ..c
-    });
+    let (dir, exec, h) = setup(|o| o.distributed.trial_retry_attempts = 0);
     let j = job("fx-not-built", None, 0, 0.5, &spec16(), dir.path());
     let f = trial_failure(within(60, exec.evaluate(j, &Collect::default())).await);
     for want in ["fx-not-built", "fx-quad", "--from-test", "after 1 attempt"] {
@@ -629,7 +608,7 @@ async fn a_missing_loss_names_the_request_the_argv_and_the_losses_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrays_beyond_max_array_size_are_split() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     h.set_max_array_size(3);
     let spec = SeedSpec {
         n_seeds: Some(14),
@@ -651,10 +630,7 @@ async fn arrays_beyond_max_array_size_are_split() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_limits_back_off_and_a_rejected_qos_is_fatal() {
-    let (dir, exec, h) = setup(|c| SlurmOptions {
-        slurm_qos: Some("short".into()),
-        ..c
-    });
+    let (dir, exec, h) = setup(|o| o.distributed.resources.qos = Some("short".into()));
     h.fail_next_submit(FakeSubmitError::SubmitLimit);
     let j = job("fx-quad", None, 0, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
@@ -689,7 +665,7 @@ async fn submit_limits_back_off_and_a_rejected_qos_is_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_values_are_kept_when_asked() {
-    let (dir, exec, h) = setup_with(|c| c, 3);
+    let (dir, exec, h) = setup_with(|_| {}, 3);
     let mut j = job("fx-quad", None, 0, 0.5, &spec16(), dir.path());
     j.keep_seed_values = true;
     let sink = Collect::default();
@@ -702,9 +678,8 @@ async fn seed_values_are_kept_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_fail_on_chunk_error_only_the_failing_chunk_is_retried_before_failing() {
-    let (f, subs, _dir) = failing_trial("fx-exit", |c| SlurmOptions {
-        fail_on_chunk_error: false,
-        ..c
+    let (f, subs, _dir) = failing_trial("fx-exit", |o| {
+        o.distributed.fail_on_chunk_error = false;
     })
     .await;
     assert_eq!(subs[1], vec![1], "only chunk 1 is retried");
@@ -715,7 +690,7 @@ async fn without_fail_on_chunk_error_only_the_failing_chunk_is_retried_before_fa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_executor_conformance_suite_passes_on_the_fake_cluster() {
-    let (dir, exec, h) = setup(|c| c);
+    let (dir, exec, h) = setup(|_| {});
     let hh = h.clone();
     let leftovers =
         move || -> Vec<String> { hh.live_tasks().iter().map(|t| t.to_string()).collect() };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use slurptuna_core::{ChunkIndex, Executor, Params, SeedLayout, TrialJob, TrialNumber};
-use slurptuna_exec_slurm::{FakeSlurm, SlurmExecutor};
+use slurptuna_exec_slurm::FakeSlurm;
 
 use crate::support::*;
 
@@ -54,13 +54,21 @@ async fn a_trial_directory_of_the_previous_release_resumes_from_its_files() {
         keep_seed_values: false,
     };
     let (fake, h) = FakeSlurm::new();
-    let exec = SlurmExecutor::new(options(), worker(dir.path()), 1, Arc::new(fake));
+    let exec = options().executor(worker(dir.path()), 1, Arc::new(fake));
     let sink = Collect::default();
     within(30, exec.evaluate(job, &sink)).await.unwrap();
     let got = sink.chunks(2);
-    assert_eq!(got.len(), 2, "both stored chunks are delivered from their files");
+    assert_eq!(
+        got.len(),
+        2,
+        "both stored chunks are delivered from their files"
+    );
     assert_eq!(got[&ChunkIndex(1)].stats.count(), 3);
-    assert!(h.calls().is_empty(), "nothing asked of Slurm: {:?}", h.calls());
+    assert!(
+        h.calls().is_empty(),
+        "nothing asked of Slurm: {:?}",
+        h.calls()
+    );
     // The job record is read as it was and left alone.
     let jobs = json(&trial_dir.join("jobs.json"));
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use slurptuna_core::testing::{executor_suite, ExecutorHarness};
 use slurptuna_core::{ChunkIndex, Executor, FailureKind, SeedSpec, TrialJob};
-use slurptuna_exec_slurm::{CliSlurm, JobId, SlurmClient, SlurmExecutor, SlurmOptions, TaskRef};
+use slurptuna_exec_slurm::{CliSlurm, JobId, SlurmClient, SlurmExecutor, TaskRef};
 
 use crate::support::*;
 
@@ -53,21 +53,20 @@ fn sinfo_answers() -> bool {
 
 /// Options for the real cluster, with a job-name prefix unique to the test (and no QoS, which
 /// a cluster with accounting may not know).
-fn real_options(tag: &str) -> SlurmOptions {
-    SlurmOptions {
-        slurm_poll_seconds: 0.3,
-        result_check_interval: Duration::from_millis(50),
-        job_name_prefix: prefix(tag),
-        worker_time_limit: Duration::from_secs(120),
-        slurm_timeout_minutes: minutes(Duration::from_secs(240)),
-        slurm_qos: None,
-        ..options()
-    }
+fn real_options(tag: &str) -> TestOptions {
+    options().with(|o| {
+        o.slurm.result_check_interval = Duration::from_millis(50);
+        o.slurm.job_name_prefix = prefix(tag);
+        o.distributed.poll_interval = Duration::from_millis(300);
+        o.distributed.attempt_timeout = Duration::from_secs(240);
+        o.distributed.resources.time_limit = Duration::from_secs(120);
+        o.distributed.resources.qos = None;
+    })
 }
 
 /// An executor on the real cluster whose tasks run the fixture program in `cwd`.
-fn real_executor(cwd: &std::path::Path, opts: SlurmOptions) -> SlurmExecutor {
-    SlurmExecutor::new(opts, worker(cwd), 1, Arc::new(CliSlurm::new()))
+fn real_executor(cwd: &std::path::Path, opts: TestOptions) -> SlurmExecutor {
+    opts.executor(worker(cwd), 1, Arc::new(CliSlurm::new()))
 }
 
 fn prefix(tag: &str) -> String {
@@ -218,7 +217,7 @@ async fn real_scancel_from_outside_is_noticed_within_one_poll() {
     let tag = "scancel";
     let dir = tempfile::tempdir().unwrap();
     let opts = real_options(tag);
-    let poll = Duration::from_secs_f64(opts.slurm_poll_seconds);
+    let poll = opts.distributed.poll_interval;
     let exec = real_executor(dir.path(), opts);
     let spec = SeedSpec {
         n_seeds: Some(80),
@@ -299,12 +298,11 @@ async fn real_time_limit_ends_as_timeout() {
     let tag = "timeout";
     let dir = tempfile::tempdir().unwrap();
     // Slurm rounds --time up to a minute and checks limits every ~30 s: one attempt only.
-    let opts = SlurmOptions {
-        worker_time_limit: Duration::from_secs(1),
-        trial_retry_attempts: 0,
-        slurm_poll_seconds: 1.0,
-        ..real_options(tag)
-    };
+    let opts = real_options(tag).with(|o| {
+        o.distributed.resources.time_limit = Duration::from_secs(1);
+        o.distributed.trial_retry_attempts = 0;
+        o.distributed.poll_interval = Duration::from_secs(1);
+    });
     let exec = real_executor(dir.path(), opts);
     let spec = SeedSpec {
         n_seeds: Some(4),

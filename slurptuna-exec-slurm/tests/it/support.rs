@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slurptuna_core::{
-    evaluate_chunk, registered_loss, ChunkIndex, ChunkResult, ChunkSink, CoreError, Params,
-    SeedLayout, SeedSpec, SeedStats, SeedTask, TrialJob, TrialNumber, WorkerCommand,
+    evaluate_chunk, registered_loss, ChunkIndex, ChunkResult, ChunkSink, CoreError,
+    DistributedOptions, MemorySize, Params, SeedLayout, SeedSpec, SeedStats, SeedTask,
+    TaskResources, TrialJob, TrialNumber, WorkerCommand,
 };
-use slurptuna_exec_slurm::SlurmOptions;
+use slurptuna_exec_slurm::{SlurmClient, SlurmExecutor, SlurmOptions};
 
 pub(crate) const FIXTURE: &str = env!("CARGO_BIN_EXE_slurptuna-slurm-fixture");
 
@@ -21,15 +22,56 @@ pub(crate) fn losses() {
     });
 }
 
+/// Both option sets of an executor: Slurm's own and the scheduler-independent ones.
+#[derive(Clone, Debug)]
+pub(crate) struct TestOptions {
+    pub(crate) slurm: SlurmOptions,
+    pub(crate) distributed: DistributedOptions,
+}
+
+impl TestOptions {
+    /// These options changed by `f`.
+    pub(crate) fn with(mut self, f: impl FnOnce(&mut TestOptions)) -> TestOptions {
+        f(&mut self);
+        self
+    }
+
+    /// An executor with these options on `client`, whose tasks run `worker` with
+    /// `worker_parallelism` threads.
+    pub(crate) fn executor(
+        self,
+        worker: WorkerCommand,
+        worker_parallelism: usize,
+        client: Arc<dyn SlurmClient>,
+    ) -> SlurmExecutor {
+        SlurmExecutor::new(
+            self.slurm,
+            self.distributed,
+            worker,
+            worker_parallelism,
+            client,
+        )
+    }
+}
+
 /// Options for tests: small tasks, fast polling, a one-minute attempt timeout.
-pub(crate) fn options() -> SlurmOptions {
-    SlurmOptions {
-        mem_per_cpu: "100M".into(),
-        worker_time_limit: Duration::from_secs(60),
-        slurm_poll_seconds: 0.15,
-        result_check_interval: Duration::from_millis(50),
-        slurm_timeout_minutes: minutes(Duration::from_secs(60)),
-        ..Default::default()
+pub(crate) fn options() -> TestOptions {
+    let seed = DistributedOptions::seed_defaults();
+    TestOptions {
+        slurm: SlurmOptions {
+            result_check_interval: Duration::from_millis(50),
+            ..Default::default()
+        },
+        distributed: DistributedOptions {
+            poll_interval: Duration::from_millis(150),
+            attempt_timeout: Duration::from_secs(60),
+            resources: TaskResources {
+                mem_per_cpu: MemorySize::from_megabytes(100),
+                time_limit: Duration::from_secs(60),
+                ..seed.resources
+            },
+            ..seed
+        },
     }
 }
 
@@ -40,11 +82,6 @@ pub(crate) fn worker(cwd: &Path) -> WorkerCommand {
         args: vec!["--from-test".into(), "a b $(touch pwned)".into()],
         cwd: cwd.to_path_buf(),
     }
-}
-
-/// `d` in minutes (`slurm_timeout_minutes`).
-pub(crate) fn minutes(d: Duration) -> f64 {
-    d.as_secs_f64() / 60.0
 }
 
 pub(crate) fn params(x: f64) -> Params {

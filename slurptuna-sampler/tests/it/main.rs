@@ -4,10 +4,10 @@
 mod behaviour;
 /// Regression pins: checksums of every proposal along fixed runs must never change.
 mod checksums;
-/// The conformance suite of `slurptuna_core::testing` on every sampler of this crate.
-mod conformance;
 /// Shared test utilities: spaces, objective loops, history records.
 mod common;
+/// The conformance suite of `slurptuna_core::testing` on every sampler of this crate.
+mod conformance;
 /// Determinism: a fixed seed gives the same sequence; a resumed run proposes the same.
 mod determinism;
 /// Contract checks: 10,000 proposals stay legal (bounds, grids, log scale, ints, choices).
