@@ -55,14 +55,14 @@ pub const MAX_STATE_ERRORS: u32 = 5;
 /// use std::sync::Arc;
 /// use slurptuna_core::batch::{BatchClient, BatchConfig, BatchExecutor};
 /// use slurptuna_core::WorkerCommand;
-/// # fn client() -> Arc<dyn BatchClient> { unimplemented!() }
-/// let worker = WorkerCommand {
-///     program: std::env::current_exe().unwrap(),
-///     args: Vec::new(),
-///     cwd: std::env::current_dir().unwrap(),
-/// };
-/// let exec = BatchExecutor::new(client(), BatchConfig::default(), worker, 1);
-/// # let _ = exec;
+/// fn executor(client: Arc<dyn BatchClient>) -> BatchExecutor {
+///     let worker = WorkerCommand {
+///         program: std::env::current_exe().unwrap(),
+///         args: Vec::new(),
+///         cwd: std::env::current_dir().unwrap(),
+///     };
+///     BatchExecutor::new(client, BatchConfig::default(), worker, 1)
+/// }
 /// ```
 pub struct BatchExecutor {
     config: Arc<BatchConfig>,
