@@ -155,30 +155,18 @@ impl Executor for SlurmExecutor {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Mutex;
     use std::time::Duration;
 
     use serde_json::json;
     use slurptuna_core::batch::{JobId, MAX_STATE_ERRORS};
-    use slurptuna_core::{ChunkIndex, ChunkResult, Params, SeedLayout, SeedSpec, TrialNumber};
+    use slurptuna_core::{ChunkIndex, Params, SeedLayout, SeedSpec, TrialNumber};
 
     use super::*;
     use crate::client::{JobState, MockSlurmClient, SlurmTaskStatus};
     use crate::error::SlurmError;
 
-    #[derive(Default)]
-    struct Sink(Mutex<Vec<ChunkIndex>>);
-    impl ChunkSink for Sink {
-        fn chunk_done(
-            &self,
-            _: TrialNumber,
-            c: ChunkIndex,
-            _: ChunkResult,
-        ) -> Result<(), CoreError> {
-            self.0.lock().unwrap().push(c);
-            Ok(())
-        }
-    }
+    /// The shared recording sink, open to any trial (it refuses a chunk delivered twice).
+    type Sink = slurptuna_core::testing::RecordingSink;
 
     fn job(dir: Option<&Path>) -> TrialJob {
         let layout = Arc::new(
@@ -345,7 +333,7 @@ mod tests {
             .evaluate(j, &sink)
             .await
             .unwrap();
-        assert_eq!(sink.0.lock().unwrap().len(), 3);
+        assert_eq!(sink.results().len(), 3);
     }
 
     #[tokio::test]
@@ -387,7 +375,7 @@ mod tests {
             .evaluate(j.clone(), &sink)
             .await
             .unwrap();
-        let mut got = sink.0.lock().unwrap().clone();
+        let mut got = sink.order();
         got.sort();
         assert_eq!(got, vec![ChunkIndex(0), ChunkIndex(1), ChunkIndex(2)]);
         let rec: serde_json::Value =

@@ -2,9 +2,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use slurptuna_core::testing::RecordingSink;
 use slurptuna_core::{
     evaluate_chunk, registered_loss, ChunkIndex, ChunkResult, ChunkSink, CoreError,
     DistributedOptions, MemorySize, Params, SeedLayout, SeedSpec, SeedStats, SeedTask,
@@ -119,11 +120,10 @@ pub(crate) fn spec16() -> SeedSpec {
     }
 }
 
-/// A sink that records every delivery (to check "exactly once") and merges in chunk order.
+/// The shared recording sink of `slurptuna_core::testing` (it refuses a chunk delivered twice),
+/// cheap to clone, with the views these tests use.
 #[derive(Default, Clone)]
-pub(crate) struct Collect {
-    got: Arc<Mutex<Vec<(TrialNumber, ChunkIndex, ChunkResult)>>>,
-}
+pub(crate) struct Collect(Arc<RecordingSink>);
 
 impl ChunkSink for Collect {
     fn chunk_done(
@@ -132,35 +132,23 @@ impl ChunkSink for Collect {
         chunk: ChunkIndex,
         result: ChunkResult,
     ) -> Result<(), CoreError> {
-        self.got.lock().unwrap().push((trial, chunk, result));
-        Ok(())
+        self.0.chunk_done(trial, chunk, result)
     }
 }
 
 impl Collect {
     pub(crate) fn len(&self) -> usize {
-        self.got.lock().unwrap().len()
+        self.0.results().len()
     }
-    /// Chunks delivered for `trial`, each exactly once (panics on a duplicate).
+    /// Chunks delivered for `trial` (each exactly once: the sink refuses a second delivery).
     pub(crate) fn chunks(&self, trial: u64) -> BTreeMap<ChunkIndex, ChunkResult> {
-        let mut m = BTreeMap::new();
-        for (t, c, r) in self.got.lock().unwrap().iter() {
-            if t.0 == trial {
-                assert!(
-                    m.insert(*c, r.clone()).is_none(),
-                    "chunk {c} of trial {trial} delivered twice"
-                );
-            }
-        }
-        m
+        assert!(self.0.problems().is_empty(), "{:?}", self.0.problems());
+        self.0.delivered(TrialNumber(trial))
     }
     /// The trial's statistics: chunk results merged in chunk order.
     pub(crate) fn merged(&self, trial: u64) -> SeedStats {
-        let mut s = SeedStats::default();
-        for r in self.chunks(trial).values() {
-            s.merge(&r.stats);
-        }
-        s
+        self.chunks(trial);
+        self.0.trial_stats(TrialNumber(trial))
     }
 }
 
