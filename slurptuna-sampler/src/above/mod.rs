@@ -546,14 +546,8 @@ impl AboveMixture {
             .iter()
             .map(|&(_, n_choices)| {
                 let c = n_choices as f64;
-                let (hit, miss, prior) = if m == 0 {
-                    (1.0 / c, 1.0 / c, 1.0 / c)
-                } else {
-                    let eps = p.prior_weight / n_kernels as f64;
-                    let row = 1.0 + c * eps;
-                    let prior = if eps > 0.0 { 1.0 / c } else { 0.0 };
-                    ((1.0 + eps) / row, eps / row, prior)
-                };
+                let (hit, miss, prior) =
+                    crate::parzen::categorical_probabilities(c, m, p.prior_weight, n_kernels);
                 (hit.ln(), miss.ln(), prior.ln())
             })
             .collect();

@@ -11,6 +11,24 @@ use crate::math::LN_SQRT_2PI;
 use crate::tpe::Weights;
 
 /// Mixture weights of `m` observations in trial order (Optuna's `default_weights`).
+/// A categorical kernel's probabilities over `c` choices, fitted on `m` observations with
+/// `n_kernels` kernels in all: `(its own choice, another choice, the prior kernel's)`. Without
+/// observations every kernel is uniform.
+pub(crate) fn categorical_probabilities(
+    c: f64,
+    m: usize,
+    prior_weight: f64,
+    n_kernels: usize,
+) -> (f64, f64, f64) {
+    if m == 0 {
+        return (1.0 / c, 1.0 / c, 1.0 / c);
+    }
+    let eps = prior_weight / n_kernels as f64;
+    let row = 1.0 + c * eps;
+    let prior = if eps > 0.0 { 1.0 / c } else { 0.0 };
+    ((1.0 + eps) / row, eps / row, prior)
+}
+
 pub(crate) fn observation_weights(weights: Weights, m: usize, out: &mut Vec<f64>) {
     out.clear();
     match weights {
@@ -318,14 +336,8 @@ impl<'d> Estimator<'d> {
                     .iter()
                     .map(|&r| table.get(r as usize, col) as u32)
                     .collect();
-                let (p_hit, p_miss, p_prior) = if m == 0 {
-                    (1.0 / c, 1.0 / c, 1.0 / c)
-                } else {
-                    let eps = p.prior_weight / n_kernels as f64;
-                    let row = 1.0 + c * eps;
-                    let prior = if eps > 0.0 { 1.0 / c } else { 0.0 };
-                    ((1.0 + eps) / row, eps / row, prior)
-                };
+                let (p_hit, p_miss, p_prior) =
+                    categorical_probabilities(c, m, p.prior_weight, n_kernels);
                 CatKernels {
                     col,
                     n_choices,

@@ -25,7 +25,7 @@ mod sample;
 mod truncnorm;
 
 pub(crate) use evaluate::disc_bound;
-pub(crate) use fit::observation_weights;
+pub(crate) use fit::{categorical_probabilities, observation_weights};
 pub(crate) use truncnorm::central_log_mass;
 
 use crate::dims::{Dim, Dims, NumDim};
