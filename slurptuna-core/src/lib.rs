@@ -68,8 +68,8 @@ pub use executor::{
 };
 pub use hash::{fingerprint_hex, Fnv64};
 pub use loss::{
-    loss, registered_loss, registered_loss_names, validate_name, Context, LossBuilder,
-    LossDefinition, LossFn, LossResult, LossValue,
+    loss, registered_loss, registered_loss_names, validate_name, BatchLoss, BatchRequest, Context,
+    LossBuilder, LossDefinition, LossFn, LossResult, LossValue,
 };
 pub use mode::Direction;
 pub use params::{ParamValue, Params};

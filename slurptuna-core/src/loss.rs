@@ -2,9 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{BoxError, CoreError, Result};
+use crate::evaluate::SeedFailure;
 use crate::params::Params;
 use crate::space::{ParamSpace, SearchParam};
 use crate::trial::TrialNumber;
@@ -123,7 +125,79 @@ pub struct LossDefinition {
     description: String,
     space: ParamSpace,
     seed_start: u64,
-    func: Arc<LossFn>,
+    func: LossKind,
+}
+
+/// How a loss is evaluated: one seed per call, or a batch of seeds per call.
+#[derive(Clone)]
+enum LossKind {
+    PerSeed(Arc<LossFn>),
+    Batch(Arc<dyn BatchLoss>),
+}
+
+/// One batch of seeds for a [`BatchLoss`]: the trial's parameters and the seeds to evaluate.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchRequest<'a> {
+    /// The trial's parameters.
+    pub params: &'a Params,
+    /// The seeds to evaluate, in the order the values are returned.
+    pub seeds: &'a [u64],
+    /// The entry id, for `optimize_entries`.
+    pub entry_id: Option<&'a str>,
+    /// The trial number.
+    pub trial: TrialNumber,
+    /// The trial's directory, where the loss may keep a log (created on demand), if the run has
+    /// one.
+    pub trial_dir: Option<&'a std::path::Path>,
+}
+
+/// A loss evaluated a batch of seeds per call: an external command speaking a line protocol, or
+/// a model that vectorises over seeds.
+///
+/// To the rest of the system it is an ordinary [`LossDefinition`] (built with
+/// [`LossBuilder::build_batch`]): the same executors, store, resume and workers. The evaluation
+/// routine ([`crate::evaluate_seeds`]) splits a chunk's seeds into at most `parallelism` batches
+/// of at most [`BatchLoss::max_batch`] seeds and calls [`BatchLoss::evaluate_batch`] from that
+/// many threads at once; an implementation that holds resources (processes) keeps one per
+/// concurrent caller.
+///
+/// ```
+/// use std::sync::atomic::AtomicBool;
+/// use slurptuna_core::{loss, BatchLoss, BatchRequest, LossValue, Params, SeedFailure};
+/// struct Vectorised;
+/// impl BatchLoss for Vectorised {
+///     fn evaluate_batch(&self, r: &BatchRequest<'_>, _cancel: &AtomicBool)
+///         -> Result<Vec<LossValue>, SeedFailure> {
+///         let x = r.params.f64("x").map_err(|e| SeedFailure::Batch { message: e.to_string() })?;
+///         Ok(r.seeds.iter().map(|&s| LossValue::Scalar(x + s as f64)).collect())
+///     }
+/// }
+/// let l = loss("vectorised").description("x plus the seed").param("x", (0.0, 1.0))
+///     .build_batch(Vectorised).unwrap();
+/// assert!(l.is_batch());
+/// ```
+pub trait BatchLoss: Send + Sync + 'static {
+    /// Evaluates every seed of `request`: one value per seed, in `request.seeds` order, or why
+    /// the batch failed ([`SeedFailure::Error`] for a seed the loss reported an error for,
+    /// [`SeedFailure::Batch`] when the batch as a whole failed). NaN values are checked by the
+    /// caller. `cancel` turns true when the trial is abandoned: return
+    /// [`SeedFailure::Cancelled`] as soon as practical.
+    fn evaluate_batch(
+        &self,
+        request: &BatchRequest<'_>,
+        cancel: &AtomicBool,
+    ) -> std::result::Result<Vec<LossValue>, SeedFailure>;
+
+    /// The most seeds one call should get (default: no limit).
+    fn max_batch(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Checks, before any trial and before any run directory exists, that the loss can be
+    /// evaluated at all (for a command: that its program exists and is executable).
+    fn preflight(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl fmt::Debug for LossDefinition {
@@ -156,7 +230,41 @@ impl LossDefinition {
     }
     /// Calls the loss for one seed (no panic catching; see [`crate::evaluate_seeds`]).
     pub fn call(&self, params: &Params, seed: u64, ctx: &Context) -> LossResult {
-        (self.func)(params, seed, ctx)
+        match &self.func {
+            LossKind::PerSeed(f) => f(params, seed, ctx),
+            LossKind::Batch(b) => {
+                let request = BatchRequest {
+                    params,
+                    seeds: &[seed],
+                    entry_id: ctx.entry_id(),
+                    trial: ctx.trial_number(),
+                    trial_dir: None,
+                };
+                let mut values = b.evaluate_batch(&request, &AtomicBool::new(false))?;
+                match (values.pop(), values.is_empty()) {
+                    (Some(v), true) => Ok(v),
+                    _ => Err(format!("batch loss '{}' answered a batch of one seed with the wrong number of values", self.name).into()),
+                }
+            }
+        }
+    }
+
+    /// The batch evaluator, for a loss built with [`LossBuilder::build_batch`].
+    pub fn batch(&self) -> Option<&dyn BatchLoss> {
+        match &self.func {
+            LossKind::PerSeed(_) => None,
+            LossKind::Batch(b) => Some(b.as_ref()),
+        }
+    }
+
+    /// True for a loss built with [`LossBuilder::build_batch`].
+    pub fn is_batch(&self) -> bool {
+        self.batch().is_some()
+    }
+
+    /// Runs the loss's [`BatchLoss::preflight`] check (a per-seed loss has none).
+    pub fn preflight(&self) -> Result<()> {
+        self.batch().map_or(Ok(()), BatchLoss::preflight)
     }
 }
 
@@ -216,6 +324,16 @@ impl LossBuilder {
     where
         F: Fn(&Params, u64, &Context) -> LossResult + Send + Sync + 'static,
     {
+        self.finish(LossKind::PerSeed(Arc::new(func)))
+    }
+
+    /// Like [`LossBuilder::build`], for a loss that evaluates a batch of seeds per call (see
+    /// [`BatchLoss`]).
+    pub fn build_batch(self, batch: impl BatchLoss) -> Result<LossDefinition> {
+        self.finish(LossKind::Batch(Arc::new(batch)))
+    }
+
+    fn finish(self, func: LossKind) -> Result<LossDefinition> {
         validate_name(&self.name)?;
         if self.description.trim().is_empty() {
             return Err(CoreError::InvalidLoss(format!(
@@ -229,7 +347,7 @@ impl LossBuilder {
             description: self.description,
             space,
             seed_start: self.seed_start,
-            func: Arc::new(func),
+            func,
         };
         register(&def);
         Ok(def)

@@ -89,14 +89,19 @@ impl Executor for ThreadExecutor {
                 job.layout.clone(),
                 cancel.clone(),
             );
-            let (trial, parallelism, keep) =
-                (job.trial, self.worker_parallelism, job.keep_seed_values);
+            let (trial, parallelism, keep, dir) = (
+                job.trial,
+                self.worker_parallelism,
+                job.keep_seed_values,
+                job.trial_dir.clone(),
+            );
             let outcome = tokio::task::spawn_blocking(move || {
                 let task = SeedTask {
                     loss: &loss,
                     params: &params,
                     entry_id,
                     trial,
+                    trial_dir: dir.as_deref(),
                 };
                 evaluate_chunk(&task, &layout, chunk, parallelism, keep, &flag)
             })

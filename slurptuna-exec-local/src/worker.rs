@@ -119,6 +119,7 @@ fn run_batch(batch: &BatchRequest, out: &mut impl Write) -> Result<(), LocalErro
         params: &batch.params,
         entry_id: batch.entry_id.as_deref().map(Arc::from),
         trial: TrialNumber(batch.trial),
+        trial_dir: None,
     };
     let never = AtomicBool::new(false);
     let mut values = Vec::with_capacity(batch.seeds.len());

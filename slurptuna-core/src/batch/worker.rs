@@ -123,6 +123,7 @@ pub(crate) fn run_worker(
         params: &task.params,
         entry_id: entry,
         trial: task.trial,
+        trial_dir: path.parent(),
     };
     let never = AtomicBool::new(false);
     let outcome = evaluate_chunk(

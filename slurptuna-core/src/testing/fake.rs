@@ -117,6 +117,7 @@ impl Executor for FakeExecutor {
             params: &job.params,
             entry_id: job.entry_id.clone(),
             trial: job.trial,
+            trial_dir: None,
         };
         let never = AtomicBool::new(false);
         for &c in job.chunks.iter().take(stop_after) {
@@ -164,6 +165,7 @@ mod tests {
                     params: &job.params,
                     entry_id: job.entry_id.clone(),
                     trial: job.trial,
+                    trial_dir: None,
                 };
                 let never = AtomicBool::new(false);
                 if let Ok(r) = evaluate_chunk(&task, &job.layout, c, 1, true, &never) {
@@ -192,6 +194,7 @@ mod tests {
                     params: &j.params,
                     entry_id: j.entry_id.clone(),
                     trial: j.trial,
+                    trial_dir: None,
                 };
                 let never = AtomicBool::new(false);
                 for &c in &j.chunks {

@@ -161,6 +161,7 @@ pub(crate) fn in_process(job: &TrialJob) -> SeedStats {
         params: &job.params,
         entry_id: job.entry_id.clone(),
         trial: job.trial,
+        trial_dir: None,
     };
     let no = AtomicBool::new(false);
     let mut s = SeedStats::default();
