@@ -198,6 +198,10 @@ pub trait BatchLoss: Send + Sync + 'static {
     fn preflight(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Stops what the loss keeps between calls (idle processes). Executors call it when they
+    /// shut down and workers before they exit; a later call starts afresh.
+    fn release(&self) {}
 }
 
 impl fmt::Debug for LossDefinition {

@@ -50,6 +50,7 @@
 //! assert_eq!(r.stats.mean(), 41.75);
 //! ```
 
+mod command;
 mod error;
 // The platform layer: process groups, signals and the reply pipe on Unix; elsewhere stubs that
 // make ProcessExecutor::new fail clearly.
@@ -64,6 +65,7 @@ mod protocol;
 mod thread;
 mod worker;
 
+pub use command::{CommandLoss, CommandSpec, DEFAULT_STARTUP_TIMEOUT};
 pub use error::LocalError;
 #[cfg(unix)]
 pub use os::process_is_running;
