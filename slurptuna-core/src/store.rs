@@ -64,7 +64,8 @@ impl TrialEvent {
         }
     }
 
-    /// True for events that end or start a trial (stores sync these to disk).
+    /// True for events that end or start a trial (stores sync these to disk, at once or
+    /// grouped; see the [`Store`] contract).
     pub fn is_boundary(&self) -> bool {
         !matches!(self, TrialEvent::ChunkDone { .. })
     }
@@ -339,16 +340,26 @@ pub struct RunSummary {
 /// Durable storage of one run (claimed by one controller).
 ///
 /// # Contract
-/// - `append` makes the event durable before returning; trial-boundary events
-///   ([`TrialEvent::is_boundary`]) survive a machine crash (fsync), chunk events survive a killed
-///   process. A crash mid-append leaves at most one torn record, which `load` skips.
+/// - `append` writes the event before returning: once it returned, the event survives a killed
+///   process (`kill -9`). A crash mid-append leaves at most one torn record, which `load` skips.
+/// - Surviving an operating-system crash or power loss is a matter of syncing: everything
+///   appended (and every document written) before a call to [`Store::sync`] survives one once
+///   `sync` returned. Between syncs a store may group its fsyncs (group commit): a
+///   trial-boundary event ([`TrialEvent::is_boundary`]) survives an OS crash once `sync`
+///   returned or the store's sync interval passed after the append (a store that syncs every
+///   boundary event, such as `slurptuna-store`'s `FsStore` with `SyncPolicy::Always`, makes it
+///   durable before `append` returns). Chunk events become durable with the next sync.
 /// - `load` returns the fold of every whole event appended so far, in order.
 /// - `write_meta` / `write_summary` replace the document atomically: a reader sees the old or the
 ///   new one, never a mix; `read_meta` / `read_summary` return the last one written, equal to it.
+///   `write_meta` is durable on return; `write_summary` may only be durable after the next
+///   `sync` (the summary can always be rebuilt from the journal).
+/// - `trial_dir` only names a directory; it does not create it.
 pub trait Store: Send + Sync {
     /// A short name for messages (`"fs"`, `"memory"`).
     fn name(&self) -> &'static str;
-    /// Appends one event durably.
+    /// Appends one event: written before returning, synced as the store's policy says (see the
+    /// contract above).
     fn append(&self, event: &TrialEvent) -> Result<()>;
     /// Reads the journal back.
     fn load(&self) -> Result<RunHistory>;
@@ -360,9 +371,16 @@ pub trait Store: Send + Sync {
     fn write_summary(&self, summary: &RunSummary) -> Result<()>;
     /// The stored `summary.json`, if any.
     fn read_summary(&self) -> Result<Option<RunSummary>>;
+    /// Makes everything appended and written so far survive an OS crash (fsync). The
+    /// controller calls it at the end of a run, at a clean interrupt, and before a submission
+    /// to a batch scheduler. The default does nothing (for stores without a disk).
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
     /// The run directory, for stores that have one.
     fn run_dir(&self) -> Option<&Path>;
-    /// A directory for one trial's files (created on demand), for stores that have one.
+    /// The path of one trial's directory, for stores that have one. It is NOT created:
+    /// whoever writes files there creates it (`std::fs::create_dir_all`).
     fn trial_dir(&self, trial: TrialNumber) -> Result<Option<PathBuf>>;
 }
 
@@ -387,6 +405,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn read_summary(&self) -> Result<Option<RunSummary>> {
         (**self).read_summary()
+    }
+    fn sync(&self) -> Result<()> {
+        (**self).sync()
     }
     fn run_dir(&self) -> Option<&Path> {
         (**self).run_dir()

@@ -40,13 +40,23 @@ pub(crate) fn write_bytes_atomic(path: &Path, bytes: &[u8], durability: Durabili
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    write_json_with(path, value, Durability::Synced)
+}
+
+/// Like [`write_json_atomic`], with the durability chosen: [`Durability::ProcessCrash`] renames
+/// without any fsync (the caller makes the document durable later).
+pub(crate) fn write_json_with<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+    durability: Durability,
+) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Json {
         what: json_what(path),
         path: path.to_path_buf(),
         source: e,
     })?;
     bytes.push(b'\n');
-    write_bytes_atomic(path, &bytes, Durability::Synced)
+    write_bytes_atomic(path, &bytes, durability)
 }
 
 /// Reads the JSON document at `path`; `Ok(None)` when the file does not exist.

@@ -86,6 +86,12 @@ pub enum StoreError {
         /// How many names were tried.
         attempts: u32,
     },
+    /// A sync policy name that is neither `always` nor `grouped`.
+    #[error("unknown sync policy '{name}': use 'always' (fsync every trial boundary) or 'grouped' (group commit)")]
+    UnknownSyncPolicy {
+        /// The name as given.
+        name: String,
+    },
     /// `FsStore::open` was pointed at a directory that holds no run.
     #[error("{} holds no run (no meta.json): check the path", run_dir.display())]
     NotARun {

@@ -10,7 +10,8 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::time::Instant;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -21,6 +22,7 @@ use slurptuna_core::{
 
 use crate::atomic::{sync_dir, write_bytes_atomic, Durability};
 use crate::error::{Result, StoreError};
+use crate::sync::{SyncCounter, SyncPolicy};
 
 /// File name of the journal inside a run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -412,16 +414,6 @@ fn apply(
     }
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// The journal opened for appending.
-    file: Option<File>,
-    /// True once the file is known to end with a whole record.
-    clean: bool,
-}
-
-/// The journal of one run directory. Appends are serialised by a mutex; the run lock keeps
-/// other processes out.
 /// Reads the journal of `run_dir` without taking the run lock and without changing any file
 /// (a torn tail is skipped, not truncated): for inspecting a run, live or not.
 pub fn read_history(run_dir: &Path) -> Result<RunHistory> {
@@ -434,19 +426,80 @@ pub fn read_history(run_dir: &Path) -> Result<RunHistory> {
     Ok(scan(&run_dir.join(JOURNAL_FILE), run_dir)?.history)
 }
 
+/// Which fsync [`Journal::sync`] is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SyncKind {
+    /// From `append` under `Grouped`: only when a boundary record is unsynced and the last sync
+    /// is at least the interval old, and only when no other sync is under way (that one, or
+    /// the flusher after it, covers the record).
+    Inline,
+    /// From the flusher thread: like `Inline`, but waits for a sync under way.
+    Flusher,
+    /// `Store::sync`: everything written so far, now.
+    All,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The journal opened for appending.
+    file: Option<File>,
+    /// A second handle on the same open file: fsyncs run on it outside the mutex, so appends
+    /// go on during a slow fsync.
+    sync_file: Option<Arc<File>>,
+    /// True once the file is known to end with a whole record.
+    clean: bool,
+    /// When to fsync.
+    policy: SyncPolicy,
+    /// Records written by this journal (the sequence number of the last one).
+    written: u64,
+    /// Sequence number of the last boundary record written.
+    last_boundary: u64,
+    /// Every record up to this sequence number is known to be on disk.
+    synced: u64,
+    /// When the journal was last fsynced by this store (`None`: not yet).
+    last_sync: Option<Instant>,
+    /// A background fsync failed: reported by the next `append` or `sync`.
+    sync_error: Option<StoreError>,
+    /// Asks the flusher thread to return.
+    stop: bool,
+}
+
+/// The journal of one run directory. Appends are serialised by a mutex; the run lock keeps
+/// other processes out. fsyncs are serialised by a second mutex and run on a cloned handle,
+/// outside the first, so a slow fsync never holds up an append that does not wait for it.
 #[derive(Debug)]
 pub(crate) struct Journal {
     path: PathBuf,
     run_dir: PathBuf,
     state: Mutex<State>,
+    /// Wakes the flusher thread: a first unsynced boundary record, a policy change, stop.
+    wake: Condvar,
+    /// Held while fsyncing the journal (lock order: `sync_lock`, then `state`).
+    sync_lock: Mutex<()>,
+    /// fsync/fdatasync calls issued by the store (journal, documents, directories).
+    syncs: SyncCounter,
 }
 
 impl Journal {
-    pub(crate) fn new(run_dir: &Path) -> Self {
+    pub(crate) fn new(run_dir: &Path, policy: SyncPolicy) -> Self {
         Journal {
             path: run_dir.join(JOURNAL_FILE),
             run_dir: run_dir.to_path_buf(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                file: None,
+                sync_file: None,
+                clean: false,
+                policy,
+                written: 0,
+                last_boundary: 0,
+                synced: 0,
+                last_sync: None,
+                sync_error: None,
+                stop: false,
+            }),
+            wake: Condvar::new(),
+            sync_lock: Mutex::new(()),
+            syncs: SyncCounter::default(),
         }
     }
 
@@ -458,6 +511,45 @@ impl Journal {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts `n` fsync calls (of any file or directory of the store).
+    pub(crate) fn count_syncs(&self, n: u64) {
+        self.syncs.add(n);
+    }
+
+    /// The fsync counter.
+    pub(crate) fn sync_counter(&self) -> &SyncCounter {
+        &self.syncs
+    }
+
+    pub(crate) fn set_policy(&self, policy: SyncPolicy) {
+        self.lock().policy = policy;
+        self.wake.notify_all();
+    }
+
+    /// True while a record written by this journal is not known to be on disk.
+    pub(crate) fn is_dirty(&self) -> bool {
+        let st = self.lock();
+        st.written > st.synced
+    }
+
+    /// Asks the flusher thread to return (`true`), or lets a new one run (`false`).
+    pub(crate) fn set_stop(&self, stop: bool) {
+        self.lock().stop = stop;
+        self.wake.notify_all();
+    }
+
+    /// The error of a failed background fsync, once.
+    pub(crate) fn take_sync_error(&self) -> Result<()> {
+        let e = self.lock().sync_error.take();
+        match e {
+            None => Ok(()),
+            Some(e) => {
+                self.wake.notify_all();
+                Err(e)
+            }
+        }
+    }
+
     fn writer<'s>(&self, st: &'s mut State) -> Result<&'s mut File> {
         if st.file.is_none() {
             let existed = self.path.exists();
@@ -466,9 +558,14 @@ impl Journal {
                 .create(true)
                 .open(&self.path)
                 .map_err(|e| StoreError::io("open the journal", &self.path, e))?;
+            let handle = f
+                .try_clone()
+                .map_err(|e| StoreError::io("open the journal", &self.path, e))?;
             if !existed {
+                self.count_syncs(1);
                 sync_dir(&self.run_dir)?;
             }
+            st.sync_file = Some(Arc::new(handle));
             st.file = Some(f);
         }
         st.file.as_mut().ok_or_else(|| {
@@ -480,14 +577,25 @@ impl Journal {
         })
     }
 
+    /// Forgets the open file after a failed write or fsync: the next append re-reads the
+    /// journal (it may end in a partial record) and reopens it.
+    fn reset(st: &mut State) {
+        st.clean = false;
+        st.file = None;
+        st.sync_file = None;
+    }
+
     /// Reads the journal; a torn tail is truncated away so the next append starts a fresh line.
     fn load_locked(&self, st: &mut State) -> Result<(RunHistory, LoadReport)> {
         let s = scan(&self.path, &self.run_dir)?;
         if s.valid_len < s.file_len {
             let f = self.writer(st)?;
+            self.count_syncs(1);
             f.set_len(s.valid_len)
                 .and_then(|()| f.sync_all())
                 .map_err(|e| StoreError::io("truncate the torn end of", &self.path, e))?;
+            st.synced = st.written;
+            st.last_sync = Some(Instant::now());
         }
         st.clean = true;
         Ok((s.history, s.report))
@@ -498,6 +606,7 @@ impl Journal {
         self.load_locked(&mut st)
     }
 
+    /// Writes one record (with one `write`) before returning; syncs as the policy says.
     pub(crate) fn append(&self, event: &TrialEvent) -> Result<()> {
         // The sidecar goes first, outside the journal mutex: the record that names it is only
         // written once the sidecar is in place.
@@ -556,24 +665,142 @@ impl Journal {
         bytes.push(b'\n');
 
         let mut st = self.lock();
+        if let Some(e) = st.sync_error.take() {
+            self.wake.notify_all();
+            return Err(e);
+        }
         if !st.clean {
             self.load_locked(&mut st)?;
         }
+        let boundary = event.is_boundary();
+        let sync_now = boundary && st.policy == SyncPolicy::Always;
         let f = self.writer(&mut st)?;
-        let written = f.write_all(&bytes).and_then(|()| {
-            if event.is_boundary() {
-                f.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        if sync_now {
+            self.count_syncs(1);
+        }
+        let written = f
+            .write_all(&bytes)
+            .and_then(|()| if sync_now { f.sync_data() } else { Ok(()) });
         if let Err(e) = written {
-            // The file may now end in a partial record: re-check before the next append.
-            st.clean = false;
-            st.file = None;
+            Self::reset(&mut st);
             return Err(StoreError::io("append to", &self.path, e));
         }
-        Ok(())
+        st.written += 1;
+        if !boundary {
+            return Ok(());
+        }
+        let was_dirty = st.last_boundary > st.synced;
+        st.last_boundary = st.written;
+        if sync_now {
+            st.synced = st.written;
+            st.last_sync = Some(Instant::now());
+            return Ok(());
+        }
+        if !was_dirty {
+            self.wake.notify_all();
+        }
+        let due = match (st.policy, st.last_sync) {
+            (SyncPolicy::Grouped { interval }, Some(t)) => t.elapsed() >= interval,
+            _ => true,
+        };
+        drop(st);
+        if due {
+            self.sync(SyncKind::Inline)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// fsyncs the journal as `kind` says (see [`SyncKind`]).
+    pub(crate) fn sync(&self, kind: SyncKind) -> Result<()> {
+        let _serial = match kind {
+            SyncKind::Inline => match self.sync_lock.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return Ok(()),
+            },
+            SyncKind::Flusher | SyncKind::All => {
+                self.sync_lock.lock().unwrap_or_else(|e| e.into_inner())
+            }
+        };
+        let (target, handle) = {
+            let mut st = self.lock();
+            let pending = match kind {
+                SyncKind::All => st.written > st.synced,
+                SyncKind::Inline | SyncKind::Flusher => st.last_boundary > st.synced,
+            };
+            if !pending {
+                return Ok(());
+            }
+            if kind != SyncKind::All {
+                if let (SyncPolicy::Grouped { interval }, Some(t)) = (st.policy, st.last_sync) {
+                    if t.elapsed() < interval {
+                        return Ok(());
+                    }
+                }
+            }
+            if st.sync_file.is_none() {
+                self.writer(&mut st)?;
+            }
+            match st.sync_file.clone() {
+                Some(h) => (st.written, h),
+                None => return Ok(()),
+            }
+        };
+        self.count_syncs(1);
+        let synced = handle.sync_data();
+        let mut st = self.lock();
+        st.last_sync = Some(Instant::now());
+        match synced {
+            Ok(()) => {
+                st.synced = st.synced.max(target);
+                Ok(())
+            }
+            Err(e) => {
+                Self::reset(&mut st);
+                Err(StoreError::io("sync", &self.path, e))
+            }
+        }
+    }
+
+    /// The flusher thread of a `Grouped` store: syncs an unsynced boundary record at
+    /// `last sync + interval`; sleeps on [`Journal::wake`] otherwise. Returns on `set_stop(true)`.
+    pub(crate) fn run_flusher(&self) {
+        let mut st = self.lock();
+        loop {
+            if st.stop {
+                return;
+            }
+            let due_at = match st.policy {
+                SyncPolicy::Grouped { interval }
+                    if st.last_boundary > st.synced && st.sync_error.is_none() =>
+                {
+                    match st.last_sync {
+                        None => Some(Instant::now()),
+                        Some(t) => t.checked_add(interval),
+                    }
+                }
+                _ => None,
+            };
+            let Some(at) = due_at else {
+                st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            };
+            let now = Instant::now();
+            if now < at {
+                st = match self.wake.wait_timeout(st, at - now) {
+                    Ok((g, _)) => g,
+                    Err(e) => e.into_inner().0,
+                };
+                continue;
+            }
+            drop(st);
+            let synced = self.sync(SyncKind::Flusher);
+            st = self.lock();
+            if let Err(e) = synced {
+                st.sync_error = Some(e);
+            }
+        }
     }
 }
 

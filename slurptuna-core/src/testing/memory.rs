@@ -13,6 +13,10 @@ struct MemoryInner {
     meta: Option<RunMeta>,
     summary: Option<RunSummary>,
     fail_appends: bool,
+    /// Calls of `sync`.
+    syncs: u64,
+    /// Events appended before the last `sync`.
+    synced: usize,
 }
 
 /// A [`Store`] in memory. Clones share state, so a test keeps a clone to inspect.
@@ -36,6 +40,16 @@ impl MemoryStore {
     /// The last summary written.
     pub fn summary(&self) -> Option<RunSummary> {
         self.lock().summary.clone()
+    }
+    /// How many times [`Store::sync`] was called.
+    pub fn sync_calls(&self) -> u64 {
+        self.lock().syncs
+    }
+    /// Events appended since the last [`Store::sync`] (all of them if it was never called):
+    /// what an OS crash could take from a store that syncs only when asked.
+    pub fn unsynced_events(&self) -> usize {
+        let g = self.lock();
+        g.events.len() - g.synced
     }
     /// Makes every later `append` fail (to test that the controller stops).
     pub fn fail_appends(&self, fail: bool) {
@@ -75,6 +89,12 @@ impl Store for MemoryStore {
     fn read_summary(&self) -> Result<Option<RunSummary>> {
         Ok(self.lock().summary.clone())
     }
+    fn sync(&self) -> Result<()> {
+        let mut g = self.lock();
+        g.syncs += 1;
+        g.synced = g.events.len();
+        Ok(())
+    }
     fn run_dir(&self) -> Option<&Path> {
         None
     }
@@ -90,5 +110,21 @@ mod tests {
     #[test]
     fn memory_store_passes_the_suite() {
         crate::testing::store_suite(&MemoryStore::new()).unwrap();
+    }
+
+    #[test]
+    fn memory_store_counts_syncs_and_what_they_covered() {
+        let s = MemoryStore::new();
+        let e = TrialEvent::Failed {
+            trial: TrialNumber(0),
+            reason: "x".into(),
+        };
+        s.append(&e).unwrap();
+        assert_eq!((s.sync_calls(), s.unsynced_events()), (0, 1));
+        let shared: Arc<MemoryStore> = Arc::new(s.clone());
+        shared.sync().unwrap();
+        assert_eq!((s.sync_calls(), s.unsynced_events()), (1, 0));
+        s.append(&e).unwrap();
+        assert_eq!(s.unsynced_events(), 1);
     }
 }

@@ -62,8 +62,11 @@ fn meta() -> Result<RunMeta> {
 /// The conformance suite for [`Store`] backends: call it on a fresh, empty store.
 ///
 /// Checks that `load` returns the fold of what was appended (failure reasons with quotes and
-/// newlines, chunk results with per-seed values, unfinished trials and their chunks), and that
-/// `meta.json` and `summary.json` round-trip exactly, the last write winning.
+/// newlines, chunk results with per-seed values, unfinished trials and their chunks), that
+/// `sync` succeeds (also twice, and after documents were written) and `load` after it returns
+/// every event, that `meta.json` and `summary.json` round-trip exactly, the last write winning,
+/// and that `trial_dir` names a directory (the same each time, inside the run directory)
+/// without creating it.
 pub fn store_suite(store: &dyn Store) -> Result<()> {
     let fail = |check: &'static str, detail: String| conformance("store", check, detail);
     if store.load()?.trials().next().is_some() {
@@ -117,12 +120,25 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
         store.append(e)?;
     }
     let h = store.load()?;
-    if h != RunHistory::from_events(events) {
+    if h != RunHistory::from_events(events.clone()) {
         return Err(fail(
             "journal",
             "load() must return the fold of the appended events".into(),
         ));
     }
+    store
+        .sync()
+        .map_err(|e| fail("sync", format!("sync() after appends failed: {e}")))?;
+    if store.load()? != h {
+        return Err(fail(
+            "sync",
+            "load() after sync() must return every event appended before it".into(),
+        ));
+    }
+    // Syncing twice, and syncing with nothing new, is harmless.
+    store
+        .sync()
+        .map_err(|e| fail("sync", format!("a second sync() failed: {e}")))?;
     if h.n_finished() != 2 || h.next_trial_number() != TrialNumber(3) {
         return Err(fail(
             "journal",
@@ -192,6 +208,65 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
             "writing meta and summary must not change the journal".into(),
         ));
     }
+    store.sync().map_err(|e| {
+        fail(
+            "sync",
+            format!("sync() after writing documents failed: {e}"),
+        )
+    })?;
+    if store.read_summary()? != Some(summary(1)) || store.read_meta()? != Some(second) {
+        return Err(fail(
+            "sync",
+            "sync() must not change meta.json or summary.json".into(),
+        ));
+    }
+    // One more event after a sync, then everything again.
+    let late = TrialEvent::Completed {
+        trial: TrialNumber(2),
+        stats: SeedStats::from_values(&[4.0]),
+    };
+    store.append(&late)?;
+    store.sync()?;
+    let all = RunHistory::from_events(events.into_iter().chain([late]));
+    if store.load()? != all {
+        return Err(fail(
+            "sync",
+            "an event appended after a sync must be loaded back like the others".into(),
+        ));
+    }
+    check_trial_dir(store)
+}
+
+/// `trial_dir` names a directory without creating it (whoever writes there creates it).
+fn check_trial_dir(store: &dyn Store) -> Result<()> {
+    let fail = |detail: String| conformance("store", "trial dir", detail);
+    let trial = TrialNumber(977);
+    let Some(dir) = store.trial_dir(trial)? else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Err(fail(format!(
+            "trial_dir() must not create the directory, but {} exists",
+            dir.display()
+        )));
+    }
+    if store.trial_dir(trial)?.as_deref() != Some(dir.as_path()) {
+        return Err(fail(
+            "trial_dir() must return the same path each time".into(),
+        ));
+    }
+    if store.trial_dir(TrialNumber(978))?.as_deref() == Some(dir.as_path()) {
+        return Err(fail("two trials must not share a directory".into()));
+    }
+    if let Some(run_dir) = store.run_dir() {
+        if !dir.starts_with(run_dir) {
+            return Err(fail(format!(
+                "trial directory {} is not inside the run directory {}",
+                dir.display(),
+                run_dir.display()
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -241,5 +316,72 @@ mod tests {
     fn a_store_that_drops_backend_settings_fails_the_suite() {
         let e = store_suite(&ForgetfulStore(MemoryStore::new())).unwrap_err();
         assert!(e.to_string().contains("meta round trip"), "{e}");
+    }
+
+    /// A store whose `sync` fails, or whose `trial_dir` creates the directory.
+    struct Misbehaving {
+        inner: MemoryStore,
+        sync_fails: bool,
+        run_dir: PathBuf,
+    }
+
+    impl Store for Misbehaving {
+        fn name(&self) -> &'static str {
+            "misbehaving"
+        }
+        fn append(&self, event: &TrialEvent) -> Result<()> {
+            self.inner.append(event)
+        }
+        fn load(&self) -> Result<RunHistory> {
+            self.inner.load()
+        }
+        fn read_meta(&self) -> Result<Option<RunMeta>> {
+            self.inner.read_meta()
+        }
+        fn write_meta(&self, meta: &RunMeta) -> Result<()> {
+            self.inner.write_meta(meta)
+        }
+        fn write_summary(&self, summary: &RunSummary) -> Result<()> {
+            self.inner.write_summary(summary)
+        }
+        fn read_summary(&self) -> Result<Option<RunSummary>> {
+            self.inner.read_summary()
+        }
+        fn sync(&self) -> Result<()> {
+            if self.sync_fails {
+                return Err(crate::CoreError::Store {
+                    store: "misbehaving",
+                    source: "no disk".into(),
+                });
+            }
+            Ok(())
+        }
+        fn run_dir(&self) -> Option<&Path> {
+            Some(&self.run_dir)
+        }
+        fn trial_dir(&self, trial: TrialNumber) -> Result<Option<PathBuf>> {
+            let d = self.run_dir.join(format!("t{}", trial.0));
+            std::fs::create_dir_all(&d).map_err(|e| crate::CoreError::Store {
+                store: "misbehaving",
+                source: Box::new(e),
+            })?;
+            Ok(Some(d))
+        }
+    }
+
+    #[test]
+    fn failing_syncs_and_eager_trial_dirs_fail_the_suite() {
+        let root = std::env::temp_dir().join(format!("slurptuna-suite-{}", std::process::id()));
+        for (sync_fails, check) in [(true, "sync"), (false, "trial dir")] {
+            let _ = std::fs::remove_dir_all(&root);
+            let store = Misbehaving {
+                inner: MemoryStore::new(),
+                sync_fails,
+                run_dir: root.clone(),
+            };
+            let e = store_suite(&store).unwrap_err();
+            assert!(e.to_string().contains(check), "{check}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -2,18 +2,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use slurptuna_core::{RunHistory, Store, TrialEvent, TrialNumber};
-use slurptuna_store::FsStore;
+use slurptuna_store::{FsStore, SyncPolicy};
 
 use crate::common::{child_role, spawn_role, trial_events, Rng};
 
-const TRIALS: u64 = 150;
+const TRIALS: u64 = 600;
 const CHUNKS: u64 = 4;
 const TEST: &str = "crash::sigkill_anywhere_then_resume_loses_nothing";
 
-/// Child: resumes the run in `dir`, finishing an in-flight trial from its stored chunks, and
-/// appends until `TRIALS` trials are complete.
-fn child_append(dir: &Path) {
-    let store = FsStore::attach(dir).unwrap();
+/// Child: resumes the run in `dir` with `policy`, finishing an in-flight trial from its stored
+/// chunks, and appends until `TRIALS` trials are complete.
+fn child_append(dir: &Path, policy: SyncPolicy) {
+    let store = FsStore::attach(dir).unwrap().with_sync_policy(policy);
     let h = store.load().unwrap();
     println!("STARTED");
     for t in 0..TRIALS {
@@ -45,8 +45,15 @@ fn expected(n_finished: u64) -> RunHistory {
 #[test]
 fn sigkill_anywhere_then_resume_loses_nothing() {
     if let Some((role, arg)) = child_role() {
-        assert_eq!(role, "append");
-        return child_append(Path::new(&arg));
+        // Grouped with a short interval, so inline and background syncs happen mid-run.
+        let policy = match role.as_str() {
+            "append-always" => SyncPolicy::Always,
+            "append-grouped" => SyncPolicy::Grouped {
+                interval: Duration::from_millis(3),
+            },
+            other => panic!("unknown role {other}"),
+        };
+        return child_append(Path::new(&arg), policy);
     }
     let dir = tempfile::tempdir().unwrap();
     let (mut rng, seed) = Rng::from_time();
@@ -55,7 +62,12 @@ fn sigkill_anywhere_then_resume_loses_nothing() {
     let mut torn = 0;
     let mut progress = Vec::new();
     for round in 0..200 {
-        let mut child = spawn_role(TEST, "append", dir.path());
+        let role = if round % 2 == 0 {
+            "append-grouped"
+        } else {
+            "append-always"
+        };
+        let mut child = spawn_role(TEST, role, dir.path());
         let kill = kills < 25;
         if kill {
             child.expect_line("STARTED", Duration::from_secs(30));

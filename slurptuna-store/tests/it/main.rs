@@ -5,7 +5,7 @@
 mod atomic;
 /// Common test code: a sample `RunMeta`, sample events, child processes with timeouts.
 mod common;
-/// SIGKILL at random points while appending, then resume.
+/// SIGKILL at random points while appending (under both sync policies), then resume.
 mod crash;
 /// Journal recovery: torn tails at every byte offset, zero-filled tails, real damage, sidecars.
 mod journal;
@@ -15,5 +15,9 @@ mod labels;
 mod lock;
 /// `FsStore` as a `Store`: the core conformance suite, meta/summary documents, trial dirs.
 mod store;
+/// Sync policies: fsyncs counted under `Always` and `Grouped`, the flusher thread, drop, abort.
+mod sync;
+/// The journal cut at every byte of its last records (what an OS crash can leave).
+mod torn;
 /// Versioned directories claimed from many threads and processes at once.
 mod versions;

@@ -15,7 +15,7 @@ fn fs_store_passes_the_core_conformance_suite() {
     // And again from a fresh handle: everything was on disk.
     drop(store);
     let store = FsStore::attach(dir.path()).unwrap();
-    assert_eq!(store.load().unwrap().n_finished(), 2);
+    assert_eq!(store.load().unwrap().n_finished(), 3);
     assert_eq!(store.name(), "fs");
 }
 
@@ -127,12 +127,16 @@ fn documents_are_pretty_json_with_the_originals_field_names() {
 }
 
 #[test]
-fn trial_dirs_are_created_on_demand() {
+fn trial_dirs_are_named_not_created() {
     let root = tempfile::tempdir().unwrap();
     let store = FsStore::attach(root.path()).unwrap();
     let d = store.trial_dir(TrialNumber(42)).unwrap().unwrap();
-    assert!(d.ends_with("trials/trial_00042") && d.is_dir());
+    assert!(d.ends_with("trials/trial_00042") && !d.exists());
+    assert!(!root.path().join("trials").exists());
     assert_eq!(store.trial_dir(TrialNumber(42)).unwrap().unwrap(), d);
+    assert_eq!(store.trial_path(TrialNumber(42)), d);
+    assert_eq!(store.create_trial_dir(TrialNumber(42)).unwrap(), d);
+    assert!(d.is_dir());
     assert_eq!(store.run_dir(), Some(root.path()));
 }
 
