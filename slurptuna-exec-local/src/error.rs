@@ -104,6 +104,15 @@ pub enum LocalError {
         #[source]
         source: std::io::Error,
     },
+    /// A command loss ([`crate::CommandLoss`]) cannot be used: its program is missing or not
+    /// executable, or it exits right after starting.
+    #[error("command {argv:?}: {problem}")]
+    Command {
+        /// The command's program and arguments.
+        argv: Vec<String>,
+        /// What is wrong and what to do (with the command's last stderr lines, if any).
+        problem: String,
+    },
     /// An internal task of the executor failed (a panic in slurptuna or a runtime shutting down).
     #[error("internal task of the {executor} executor failed: {detail}")]
     Internal {

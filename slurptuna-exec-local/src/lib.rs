@@ -15,6 +15,14 @@
 //! calls at the start of `optimize_run` / `optimize_entries`. Errors of the executors themselves
 //! (a worker program that never reaches that entry point, a missing loss) are [`LocalError`]s.
 //!
+//! A loss may also be an external program — Python, R, Julia, a shell script — speaking a JSON
+//! line protocol on its stdin and stdout: [`CommandLoss`] (configured by [`CommandSpec`]) is a
+//! `slurptuna_core::BatchLoss` that keeps one such process per concurrent caller running for
+//! many batches, so both executors (and Slurm workers) evaluate it like any other loss. A command
+//! that crashes, hangs past its timeout or breaks the protocol fails its trial with a reason
+//! naming the command, the trial and the tail of its stderr, and is replaced; its stray output
+//! goes to the trial's `loss.log`. The protocol is described in the [`command`] module.
+//!
 //! This crate is **not** for choosing parameters, storing runs or talking to Slurm: it only runs
 //! seeds. The process pool is Unix-only (process groups, signals, a dedicated reply pipe): on
 //! other systems [`ProcessExecutor::new`] returns an error and only [`ThreadExecutor`] works.
@@ -50,7 +58,7 @@
 //! assert_eq!(r.stats.mean(), 41.75);
 //! ```
 
-mod command;
+pub mod command;
 mod error;
 // The platform layer: process groups, signals and the reply pipe on Unix; elsewhere stubs that
 // make ProcessExecutor::new fail clearly.
@@ -65,7 +73,7 @@ mod protocol;
 mod thread;
 mod worker;
 
-pub use command::{CommandLoss, CommandSpec, DEFAULT_STARTUP_TIMEOUT};
+pub use command::{CommandLoss, CommandSpec, COMMAND_LOG_FILE, DEFAULT_STARTUP_TIMEOUT};
 pub use error::LocalError;
 #[cfg(unix)]
 pub use os::process_is_running;

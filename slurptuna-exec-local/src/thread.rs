@@ -1,25 +1,38 @@
 //! [`ThreadExecutor`]: seeds evaluated on threads of this process.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use slurptuna_core::{
-    evaluate_chunk, ChunkSink, CoreError, ExecError, Executor, FailureKind, LossDefinition,
-    SeedFailure, SeedTask, TrialFailure, TrialJob,
+    evaluate_chunk, ChunkIndex, ChunkResult, ChunkSink, CoreError, ExecError, Executor,
+    FailureKind, LossDefinition, SeedFailure, SeedTask, TrialFailure, TrialJob,
 };
 
 use crate::error::LocalError;
 
+/// The longest a chunk may have taken for the next one to be evaluated inline (see
+/// [`ThreadExecutor`]).
+const INLINE_CHUNK_BUDGET: Duration = Duration::from_micros(200);
+
 /// Evaluates a trial's chunks one after another, each over `worker_parallelism` threads with
 /// [`evaluate_chunk`], on a blocking thread so the async runtime stays free.
+///
+/// A loss that takes microseconds is not worth a thread hand-off per chunk: with
+/// `worker_parallelism = 1`, once a chunk of this loss has been seen to take less than
+/// 200 µs, later chunks are evaluated inline on the calling task (a chunk that
+/// turns out slower sends the next ones back to a blocking thread). Values are the same either
+/// way: the same routine evaluates them.
 ///
 /// Several `evaluate` calls may run at once. Dropping an `evaluate` future sets the cancel flag
 /// of its evaluation: no seed starts after that (a seed already running finishes on its own).
 #[derive(Clone, Debug)]
 pub struct ThreadExecutor {
-    loss: LossDefinition,
+    loss: Arc<LossDefinition>,
     worker_parallelism: usize,
+    /// Nanoseconds the last chunk took (`u64::MAX`: not measured yet).
+    last_chunk_nanos: Arc<AtomicU64>,
 }
 
 impl ThreadExecutor {
@@ -38,8 +51,9 @@ impl ThreadExecutor {
     /// ```
     pub fn new(loss: LossDefinition, worker_parallelism: usize) -> Self {
         Self {
-            loss,
+            loss: Arc::new(loss),
             worker_parallelism: worker_parallelism.max(1),
+            last_chunk_nanos: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
 
@@ -55,6 +69,65 @@ impl ThreadExecutor {
 }
 
 /// Sets the flag when dropped: the evaluation it guards stops before its next seed.
+impl ThreadExecutor {
+    /// Whether the next chunk is evaluated on the calling task (see the type's documentation).
+    fn inline(&self) -> bool {
+        self.worker_parallelism == 1
+            && !self.loss.is_batch()
+            && self.last_chunk_nanos.load(Ordering::Relaxed) < INLINE_CHUNK_BUDGET.as_nanos() as u64
+    }
+
+    async fn on_blocking_thread(
+        &self,
+        job: &TrialJob,
+        chunk: ChunkIndex,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<Result<ChunkResult, SeedFailure>, ExecError> {
+        let (loss, params, entry_id, layout, flag) = (
+            self.loss.clone(),
+            job.params.clone(),
+            job.entry_id.clone(),
+            job.layout.clone(),
+            cancel.clone(),
+        );
+        let (trial, parallelism, keep, dir) = (
+            job.trial,
+            self.worker_parallelism,
+            job.keep_seed_values,
+            job.trial_dir.clone(),
+        );
+        let last = self.last_chunk_nanos.clone();
+        tokio::task::spawn_blocking(move || {
+            let task = SeedTask {
+                loss: &loss,
+                params: &params,
+                entry_id,
+                trial,
+                trial_dir: dir.as_deref(),
+            };
+            let started = Instant::now();
+            let r = evaluate_chunk(&task, &layout, chunk, parallelism, keep, &flag);
+            record(&last, started.elapsed());
+            r
+        })
+        .await
+        .map_err(|e| {
+            ExecError::Fatal(
+                LocalError::Internal {
+                    executor: "threads",
+                    detail: format!("evaluation thread of trial {trial} failed: {e}"),
+                }
+                .into_core("threads"),
+            )
+        })
+    }
+}
+
+fn record(last: &AtomicU64, took: Duration) {
+    let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX - 1);
+    last.store(nanos, Ordering::Relaxed);
+}
+
 struct CancelOnDrop(Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
@@ -67,6 +140,13 @@ impl Drop for CancelOnDrop {
 impl Executor for ThreadExecutor {
     fn name(&self) -> &'static str {
         "threads"
+    }
+
+    async fn shutdown(&self, _keep_jobs: bool) -> Result<(), CoreError> {
+        if let Some(batch) = self.loss.batch() {
+            batch.release();
+        }
+        Ok(())
     }
 
     async fn evaluate(&self, job: TrialJob, sink: &dyn ChunkSink) -> Result<(), ExecError> {
@@ -82,39 +162,21 @@ impl Executor for ThreadExecutor {
         let cancel = Arc::new(AtomicBool::new(false));
         let _guard = CancelOnDrop(cancel.clone());
         for &chunk in &job.chunks {
-            let (loss, params, entry_id, layout, flag) = (
-                self.loss.clone(),
-                job.params.clone(),
-                job.entry_id.clone(),
-                job.layout.clone(),
-                cancel.clone(),
-            );
-            let (trial, parallelism, keep, dir) = (
-                job.trial,
-                self.worker_parallelism,
-                job.keep_seed_values,
-                job.trial_dir.clone(),
-            );
-            let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = if self.inline() {
                 let task = SeedTask {
-                    loss: &loss,
-                    params: &params,
-                    entry_id,
-                    trial,
-                    trial_dir: dir.as_deref(),
+                    loss: &self.loss,
+                    params: &job.params,
+                    entry_id: job.entry_id.clone(),
+                    trial: job.trial,
+                    trial_dir: job.trial_dir.as_deref(),
                 };
-                evaluate_chunk(&task, &layout, chunk, parallelism, keep, &flag)
-            })
-            .await
-            .map_err(|e| {
-                ExecError::Fatal(
-                    LocalError::Internal {
-                        executor: "threads",
-                        detail: format!("evaluation thread of trial {trial} failed: {e}"),
-                    }
-                    .into_core("threads"),
-                )
-            })?;
+                let started = Instant::now();
+                let r = evaluate_chunk(&task, &job.layout, chunk, 1, job.keep_seed_values, &cancel);
+                record(&self.last_chunk_nanos, started.elapsed());
+                r
+            } else {
+                self.on_blocking_thread(&job, chunk, &cancel).await?
+            };
             match outcome {
                 Ok(result) => sink.chunk_done(job.trial, chunk, result)?,
                 Err(SeedFailure::Cancelled) => return Err(ExecError::Fatal(CoreError::Cancelled)),

@@ -9,7 +9,8 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus};
 #[cfg(not(target_os = "linux"))]
 use std::sync::{Mutex, PoisonError};
 
@@ -46,6 +47,91 @@ pub(crate) fn spawn_worker_process(cmd: &mut Command) -> io::Result<(Child, File
     let child = cmd.spawn()?;
     drop(write_end);
     Ok((child, File::from(read_end)))
+}
+
+/// Starts `cmd` (a command loss) as the leader of its own process group, so that
+/// [`kill_group`] also stops the processes it starts. Serialised like
+/// [`spawn_worker_process`] where pipes are not created close-on-exec atomically.
+pub(crate) fn spawn_in_group(cmd: &mut Command) -> io::Result<Child> {
+    #[cfg(not(target_os = "linux"))]
+    let _one_at_a_time = SPAWN.lock().unwrap_or_else(PoisonError::into_inner);
+    cmd.process_group(0);
+    cmd.spawn()
+}
+
+/// Makes writes to a child's stdin return `WouldBlock` instead of blocking when the pipe is full
+/// (the other end is the child's own open file description, which is unaffected).
+pub(crate) fn set_nonblocking(stdin: &ChildStdin) -> io::Result<()> {
+    let fd = stdin.as_raw_fd();
+    // SAFETY: fcntl on a descriptor owned by `stdin`, which outlives the call.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// What [`wait_io`] found ready.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ready {
+    /// The child's stdout has data, or is at end-of-file or broken (a read will not block).
+    pub(crate) readable: bool,
+    /// The child's stdin accepts more bytes, or is broken (a write will not block).
+    pub(crate) writable: bool,
+}
+
+/// Waits up to `timeout` until `stdout` is readable or, when given, `stdin` is writable
+/// (`poll(2)`). An interrupted wait returns nothing ready.
+pub(crate) fn wait_io(
+    stdout: &ChildStdout,
+    stdin: Option<&ChildStdin>,
+    timeout: std::time::Duration,
+) -> io::Result<Ready> {
+    let mut fds = [
+        libc::pollfd {
+            fd: stdout.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stdin.map_or(-1, |s| s.as_raw_fd()),
+            events: libc::POLLOUT,
+            revents: 0,
+        },
+    ];
+    // Rounded up, so that a short wait does not become a busy loop; zero polls without waiting.
+    let ms = timeout.as_micros().div_ceil(1000);
+    let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fds` is a valid array of two pollfd; a negative fd is ignored by poll.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(Ready::default())
+        } else {
+            Err(e)
+        };
+    }
+    let broken = libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+    Ok(Ready {
+        readable: fds[0].revents & (libc::POLLIN | broken) != 0,
+        writable: fds[1].fd >= 0 && fds[1].revents & (libc::POLLOUT | broken) != 0,
+    })
+}
+
+/// True when `path` is a file this process may execute (`access(X_OK)`, and not a directory).
+pub(crate) fn is_executable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    if !path.is_file() {
+        return false;
+    }
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
 /// A pipe whose both ends are close-on-exec: `(read, write)`.

@@ -2,11 +2,13 @@
 //! process groups, signals and a reply pipe on file descriptor 3), so
 //! [`crate::ProcessExecutor::new`] fails with a clear error and only threads evaluate seeds. The
 //! other functions keep the pool code compiling; none of them is reached. `process_is_running` is
-//! not offered here.
+//! not offered here. Command losses ([`crate::CommandLoss`]) need process groups and `poll(2)`
+//! too: starting one fails with an error that says so.
 
 use std::fs::File;
 use std::io;
-use std::process::{Child, Command, ExitStatus};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus};
 
 use crate::error::LocalError;
 
@@ -29,6 +31,47 @@ fn unsupported() -> io::Error {
         io::ErrorKind::Unsupported,
         "worker processes need a Unix system",
     )
+}
+
+fn command_unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "command losses need a Unix system (process groups, poll); on this system write the \
+         loss in Rust",
+    )
+}
+
+/// Never starts anything: command losses need a Unix system.
+pub(crate) fn spawn_in_group(_cmd: &mut Command) -> io::Result<Child> {
+    Err(command_unsupported())
+}
+
+/// Never reached: no command is started on this system.
+pub(crate) fn set_nonblocking(_stdin: &ChildStdin) -> io::Result<()> {
+    Err(command_unsupported())
+}
+
+/// What [`wait_io`] found ready (never anything here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ready {
+    /// The child's stdout can be read without blocking.
+    pub(crate) readable: bool,
+    /// The child's stdin can be written without blocking.
+    pub(crate) writable: bool,
+}
+
+/// Never reached: no command is started on this system.
+pub(crate) fn wait_io(
+    _stdout: &ChildStdout,
+    _stdin: Option<&ChildStdin>,
+    _timeout: std::time::Duration,
+) -> io::Result<Ready> {
+    Err(command_unsupported())
+}
+
+/// True when `path` is a file (permissions are not checked here).
+pub(crate) fn is_executable(path: &Path) -> bool {
+    path.is_file()
 }
 
 /// Never starts anything: worker processes need a Unix system.

@@ -7,6 +7,10 @@
 #[allow(dead_code)]
 #[path = "../fixture/losses.rs"]
 mod losses;
+// CommandLoss: an external program (tests/commands) speaking the JSON line protocol, through
+// the thread executor; command losses exist on Unix only.
+#[cfg(unix)]
+mod command;
 // The conformance suite of slurptuna_core::testing on both executors.
 mod conformance;
 // ProcessExecutor: parity with threads, crashes, concurrency, cancellation, shutdown, startup.
