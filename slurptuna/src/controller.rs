@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use slurptuna_core::{
@@ -43,9 +43,17 @@ pub(crate) struct Study<'a> {
     pub(crate) executor: &'a dyn Executor,
     pub(crate) progress: &'a Progress,
     pub(crate) interrupted: &'a AtomicBool,
+    /// `summary.json` is rewritten at most once per this interval (and at the end).
+    pub(crate) summary_interval: Duration,
+    /// Sync the store before a trial is handed to the executor (a batch scheduler: its jobs
+    /// must never outlive a journal that forgot the trial).
+    pub(crate) sync_before_dispatch: bool,
 }
 
 type Pending = (TrialNumber, Params, BTreeMap<ChunkIndex, StoredChunk>);
+type TrialFuture<'s> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (TrialNumber, Result<TrialState, Stop>)> + Send + 's>,
+>;
 
 impl Study<'_> {
     /// Runs until `n_trials` trials have finished in total (trials found unfinished in `history`
@@ -69,8 +77,41 @@ impl Study<'_> {
         let mut running: BTreeMap<TrialNumber, Params> = BTreeMap::new();
         let mut in_flight = FuturesUnordered::new();
         self.write_summary(&finished)?;
+        let mut summary_written = Instant::now();
         self.progress.start(finished.len() as u64, self.n_trials);
+        let outcome = self
+            .drive(
+                &mut finished,
+                &mut pending,
+                &mut next,
+                &mut running,
+                &mut in_flight,
+                &mut summary_written,
+            )
+            .await;
+        // The end of the study (or a clean interrupt): summary.json and everything journalled
+        // reach the disk. After a fatal error the store may be broken: try, keep the first error.
+        let closed = self
+            .write_summary(&finished)
+            .and_then(|()| self.store.sync());
+        match (outcome, closed) {
+            (Ok(()), Ok(())) => {}
+            (Ok(()), Err(e)) => return Err(Stop::Fatal(e)),
+            (Err(stop), _) => return Err(stop),
+        }
+        self.progress.finish();
+        Ok(finished)
+    }
 
+    async fn drive<'s>(
+        &'s self,
+        finished: &mut Vec<TrialRecord>,
+        pending: &mut VecDeque<Pending>,
+        next: &mut TrialNumber,
+        running: &mut BTreeMap<TrialNumber, Params>,
+        in_flight: &mut FuturesUnordered<TrialFuture<'s>>,
+        summary_written: &mut Instant,
+    ) -> Result<(), Stop> {
         loop {
             while running.len() < self.max_concurrent
                 && (!pending.is_empty()
@@ -79,17 +120,21 @@ impl Study<'_> {
                 let (number, params, stored) = match pending.pop_front() {
                     Some(p) => p,
                     None => {
-                        let params = self.ask(next, &finished, &running)?;
+                        let number = *next;
+                        let params = self.ask(number, finished, running)?;
                         self.store.append(&TrialEvent::Asked {
-                            trial: next,
+                            trial: number,
                             params: params.clone(),
                         })?;
-                        next = TrialNumber(next.0 + 1);
-                        (TrialNumber(next.0 - 1), params, BTreeMap::new())
+                        *next = TrialNumber(number.0 + 1);
+                        (number, params, BTreeMap::new())
                     }
                 };
+                if self.sync_before_dispatch {
+                    self.store.sync()?;
+                }
                 running.insert(number, params.clone());
-                in_flight.push(self.trial(number, params, stored));
+                in_flight.push(Box::pin(self.trial(number, params, stored)));
             }
             if in_flight.is_empty() {
                 break;
@@ -98,7 +143,9 @@ impl Study<'_> {
                 done = in_flight.next() => done,
                 () = wait_for(self.interrupted) => return Err(Stop::Interrupted),
             };
-            let Some((number, outcome)) = done else { break };
+            let Some((number, outcome)) = done else {
+                break;
+            };
             let state = outcome?;
             let event = match &state {
                 TrialState::Complete { stats } => TrialEvent::Completed {
@@ -121,12 +168,15 @@ impl Study<'_> {
             self.progress.trial_finished(&record);
             let at = finished.partition_point(|t| t.number < number);
             finished.insert(at, record);
-            self.write_summary(&finished)?;
+            // summary.json is derived from the journal: rewritten at most once per interval.
+            if summary_written.elapsed() >= self.summary_interval {
+                self.write_summary(finished)?;
+                *summary_written = Instant::now();
+            }
             self.progress
-                .best(best_of(&finished, self.direction).and_then(TrialRecord::value));
+                .best(best_of(&*finished, self.direction).and_then(TrialRecord::value));
         }
-        self.progress.finish();
-        Ok(finished)
+        Ok(())
     }
 
     fn ask(
@@ -329,6 +379,15 @@ mod tests {
         exec: &FakeExecutor,
         n: u64,
     ) -> Result<Vec<TrialRecord>, Stop> {
+        run_with(store, exec, n, false).await
+    }
+
+    async fn run_with(
+        store: &MemoryStore,
+        exec: &FakeExecutor,
+        n: u64,
+        sync_before_dispatch: bool,
+    ) -> Result<Vec<TrialRecord>, Stop> {
         let l = model();
         let sampler = RandomSampler::new(1);
         let progress = Progress::new("t", false, false, None);
@@ -346,6 +405,8 @@ mod tests {
             executor: exec,
             progress: &progress,
             interrupted: &flag,
+            summary_interval: Duration::ZERO,
+            sync_before_dispatch,
         };
         let history = store.load().map_err(Stop::Fatal)?;
         study.run(history).await
@@ -382,6 +443,9 @@ mod tests {
             &["asked", "chunk", "chunk", "chunk", "chunk", "completed"]
         );
         assert_eq!(store.summary().unwrap().n_complete, 4);
+        // The end of the study syncs everything journalled.
+        assert!(store.sync_calls() >= 1);
+        assert_eq!(store.unsynced_events(), 0);
     }
 
     #[test]
@@ -430,6 +494,14 @@ mod tests {
             vec![ChunkIndex(1), ChunkIndex(2)],
             "only missing and stale chunks rerun"
         );
+    }
+
+    #[test]
+    fn a_trial_is_synced_before_it_is_dispatched_to_a_batch_scheduler() {
+        let (store, (exec, _)) = (MemoryStore::new(), FakeExecutor::new(model()));
+        rt().block_on(run_with(&store, &exec, 3, true)).unwrap();
+        // One sync per dispatched trial (its `asked` record durable first), one at the end.
+        assert_eq!(store.sync_calls(), 4);
     }
 
     #[test]

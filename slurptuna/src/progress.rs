@@ -11,7 +11,14 @@ pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     /// `progress: false` and no subscriber: nothing to report to.
     quiet: bool,
+    /// Plain stderr lines (no subscriber): when the last "trial complete" line was written, and
+    /// trials finished since. Lines are written at most once per [`PLAIN_LINE_INTERVAL`], so a
+    /// study of microsecond trials neither floods a batch log nor formats what nobody reads.
+    plain: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
+
+/// The shortest time between two plain progress lines about completed trials.
+const PLAIN_LINE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether progress bars are drawn (stderr is a terminal and the user did not turn them off).
 ///
@@ -62,6 +69,7 @@ impl Progress {
             label: label.to_string(),
             bar,
             quiet: !requested && !tracing::dispatcher::has_been_set(),
+            plain: std::sync::Mutex::new((None, 0)),
         }
     }
 
@@ -80,6 +88,7 @@ impl Progress {
         match &self.bar {
             Some(b) => b.inc(1),
             None if self.quiet => {}
+            None if !tracing::dispatcher::has_been_set() => self.plain_line(t),
             None => match &t.state {
                 TrialState::Complete { stats } => report!(info,
                     study = self.label, trial = t.number, value = stats.mean(),
@@ -91,6 +100,32 @@ impl Progress {
                 ),
                 TrialState::Running => {}
             },
+        }
+    }
+
+    /// A plain stderr line for a finished trial: failures always, completions at most once per
+    /// [`PLAIN_LINE_INTERVAL`] (saying how many completed since the last line).
+    fn plain_line(&self, t: &TrialRecord) {
+        let mut plain = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+        match &t.state {
+            TrialState::Complete { stats } => {
+                plain.1 += 1;
+                if plain.0.is_some_and(|at| at.elapsed() < PLAIN_LINE_INTERVAL) {
+                    return;
+                }
+                let since = std::mem::take(&mut plain.1);
+                *plain = (Some(std::time::Instant::now()), 0);
+                report!(info,
+                    study = self.label, trial = t.number, value = stats.mean(),
+                    stderr = stats.stderr(), params = t.params, completed_since_last_line = since;
+                    "trial complete"
+                );
+            }
+            TrialState::Failed { reason } => report!(warn,
+                study = self.label, trial = t.number, reason = reason, params = t.params;
+                "trial failed"
+            ),
+            TrialState::Running => {}
         }
     }
 

@@ -134,6 +134,10 @@ pub(crate) fn run_worker(
         task.keep_seed_values,
         &never,
     );
+    // A command loss's processes end with the task (they get EOF and are reaped).
+    if let Some(batch) = loss.batch() {
+        batch.release();
+    }
     match outcome {
         Ok(result) => write_json(
             &chunk_path(&task.chunks_dir, chunk),

@@ -45,6 +45,19 @@ fn sequence(run_dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The finished trials of a run (number → state), read without the run lock; an empty map when
+/// the run does not exist yet.
+fn finished_trials(run_dir: &Path) -> BTreeMap<u64, String> {
+    match slurptuna_store::read_history(run_dir) {
+        Ok(h) => h
+            .trials()
+            .filter(|t| t.is_finished())
+            .map(|t| (t.number.0, format!("{:?}", t.state)))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
 fn all_json_parses(dir: &Path) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -77,6 +90,7 @@ fn sigkill_anywhere_then_resume_loses_nothing() {
 
     let mut rng = 0x2545_F491_4F6C_DD1D_u64;
     let mut kills = 0;
+    let mut seen: BTreeMap<u64, String> = BTreeMap::new();
     let started = Instant::now();
     while kills < 25 {
         assert!(
@@ -88,7 +102,9 @@ fn sigkill_anywhere_then_resume_loses_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let delay = Duration::from_millis(20 + next(&mut rng) % 180);
+        // Dense kill points: from the first milliseconds of a start (opening the run, reading
+        // the journal) to well inside the trial loop.
+        let delay = Duration::from_micros(500 + next(&mut rng) % 150_000);
         std::thread::sleep(delay);
         match child.try_wait().unwrap() {
             Some(status) => {
@@ -101,9 +117,20 @@ fn sigkill_anywhere_then_resume_loses_nothing() {
                 kills += 1;
             }
         }
+        // Nothing a killed controller reported is lost: every trial finished before this kill
+        // is still finished, with the same result, in every later state of the run.
+        let now = finished_trials(&dir.path().join("crashy"));
+        for (trial, state) in &seen {
+            assert_eq!(
+                now.get(trial),
+                Some(state),
+                "trial {trial} was finished before kill {kills} and is not any more"
+            );
+        }
+        seen = now;
     }
     assert!(
-        kills >= 20,
+        kills >= 25,
         "only {kills} kills landed before the study finished"
     );
     let mut finish = study(dir.path(), "crashy");

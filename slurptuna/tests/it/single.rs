@@ -288,3 +288,62 @@ fn map_and_list_losses_are_averaged() {
         assert!((t.value().unwrap() - (x + 1.0)).abs() < 1e-12);
     }
 }
+
+#[test]
+fn a_single_mode_run_leaves_no_empty_trial_directories_and_a_final_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = optimize_run(
+        &bowl("nodirs"),
+        RunOptions {
+            n_trials: 30,
+            ..opts(dir.path())
+        },
+    )
+    .unwrap();
+    // Nothing wrote per-trial files (no kept seed values, no scheduler): no `trials/` at all.
+    assert!(
+        !r.run_dir.join("trials").exists(),
+        "empty per-trial directories were created"
+    );
+    // summary.json is written at most once per interval, and always at the end: it is final.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.run_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["n_complete"], 30);
+    assert_eq!(summary["best_trial"], r.best_trial.0);
+    // With kept seed values the sidecars make their trial's directory, and only those.
+    let kept = optimize_run(
+        &bowl("nodirs"),
+        RunOptions {
+            n_trials: 3,
+            keep_seed_values: true,
+            ..opts(&dir.path().join("kept"))
+        },
+    )
+    .unwrap();
+    let n_dirs = std::fs::read_dir(kept.run_dir.join("trials"))
+        .unwrap()
+        .count();
+    assert_eq!(n_dirs, 3);
+}
+
+#[test]
+fn both_durability_policies_give_the_same_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |durability, sub: &str| {
+        optimize_run(
+            &bowl("durable"),
+            RunOptions {
+                n_trials: 12,
+                durability,
+                ..opts(&dir.path().join(sub))
+            },
+        )
+        .unwrap()
+    };
+    let a = run(slurptuna::Durability::Grouped, "g");
+    let b = run(slurptuna::Durability::Always, "a");
+    assert_eq!(trial_sequence(&a), trial_sequence(&b));
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.run_dir.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["durability"], "always");
+}
