@@ -126,6 +126,15 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     )?;
     if a.speed {
         speed_section(&a, python.as_deref(), &mut report)?;
+        // The sampler inside the whole product: optimize_run end to end, same n, d = 10.
+        let ns: &[u64] = if a.quick {
+            &[100, 1000]
+        } else {
+            &[100, 1000, 5000]
+        };
+        let work = project_root().join("target").join("bench-product");
+        std::fs::create_dir_all(&work)?;
+        crate::bench_product::per_trial_section(&mut report, &work, ns, 1, python.as_deref())?;
     }
     if a.quality {
         quality_section(&a, python.as_deref(), &mut report)?;
@@ -144,7 +153,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 }
 
 /// The venv's python, creating the venv and installing the pinned packages when needed.
-fn venv() -> Result<PathBuf> {
+pub(crate) fn venv() -> Result<PathBuf> {
     let dir = project_root().join("target").join("bench-venv");
     let py = dir.join("bin").join("python");
     let check = |py: &Path| {

@@ -126,7 +126,7 @@ fn trial_times(json: &str, who: &str) -> Result<(f64, Vec<f64>)> {
     Ok((wall, trials))
 }
 
-fn python_venv(root: &Path) -> Result<PathBuf> {
+pub(crate) fn python_venv(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target").join("bench-slurm-venv");
     let python = venv.join("bin").join("python");
     let ready = Command::new(&python)

@@ -3,9 +3,11 @@
 //! - `cargo xtask test` — the whole test suite (all features, then the library without default
 //!   features).
 //! - `cargo xtask ci` — fmt check, clippy and rustdoc `-D warnings`, then `test`.
-//! - `cargo xtask bench sampler|store|slurm` — side-by-side benchmarks (not part of the tests).
+//! - `cargo xtask bench sampler|store|product|command|slurm` — side-by-side benchmarks (not part of the tests).
 //! - `cargo xtask slurm up|down|status` — a single-node Slurm cluster on this machine (root).
 
+mod bench_command;
+mod bench_product;
 mod bench_sampler;
 mod bench_slurm;
 mod bench_store;
@@ -24,6 +26,8 @@ commands:
   ci                      fmt check, clippy and rustdoc -D warnings, then test
   bench sampler [args]    sampler speed/quality vs Optuna and rustuna -> bench/results/sampler.md
   bench store [args]      resume time and memory of a 10,000-trial run -> bench/results/store.md
+  bench command [args]    `slurptuna run` with a Python command loss vs the Python original -> bench/results/command.md
+  bench product [args]    cost per trial through optimize_run vs rustuna and the Python original -> bench/results/product.md
   bench slurm [args]      per-trial overhead on the local Slurm vs the Python original -> bench/results/slurm.md
   slurm up|down|status    a single-node Slurm cluster on this machine (needs root)";
 
@@ -48,6 +52,8 @@ fn run() -> Result<()> {
         (Some("ci"), _) => ci::run(rest(1)),
         (Some("bench"), Some("sampler")) => bench_sampler::run(rest(2)),
         (Some("bench"), Some("store")) => bench_store::run(rest(2)),
+        (Some("bench"), Some("product")) => bench_product::run(rest(2)),
+        (Some("bench"), Some("command")) => bench_command::run(rest(2)),
         (Some("bench"), Some("slurm")) => bench_slurm::run(rest(2)),
         (Some("slurm"), Some(_)) => slurm::run(rest(1)),
         (Some("help" | "-h" | "--help"), _) | (None, _) => {
