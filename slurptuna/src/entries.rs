@@ -139,6 +139,7 @@ where
         Ok(())
     }
     .await;
+    crate::run::release(loss);
     outcome?;
 
     let done = done.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -60,6 +60,40 @@ pub enum Error {
     /// The async runtime could not be started.
     #[error("could not start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// A study file (`slurptuna::study`), or a file it names (the `[entries]` CSV), is invalid:
+    /// where and what. Nothing was run and no run directory was created.
+    #[error("{}:{line}:{column}: {}{message}", path.display(), key_prefix(key))]
+    StudyFile {
+        /// The file, as given (the CSV: relative to the study file's folder as given).
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// The key at fault, dotted as `--set` takes it (`run.n_trials`, `params.lr`); empty for
+        /// a TOML syntax error.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// A `--set key=value` override of a study file is invalid (an unknown key, a wrong value).
+    #[error("--set {set}: {}{message}", key_prefix(key))]
+    StudyOverride {
+        /// The override, as given.
+        set: String,
+        /// The key at fault, dotted (`run.n_trials`).
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// The study file could not be read.
+    #[error("cannot read the study file {}: {source}", path.display())]
+    StudyRead {
+        /// The file, as given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The run was interrupted (Ctrl-C / SIGTERM); re-run the same command to resume.
     #[error("interrupted; the run in {run_dir} is saved: re-run the same command to resume")]
     Interrupted {
@@ -71,6 +105,15 @@ pub enum Error {
 impl Error {
     pub(crate) fn option(option: &'static str, reason: impl Into<String>) -> Self {
         Error::Core(CoreError::option(option, reason))
+    }
+}
+
+/// `"[run] n_trials: "` for the key `run.n_trials` (`"[run]: "` for a table, nothing for none).
+fn key_prefix(key: &str) -> String {
+    match key.split_once('.') {
+        _ if key.is_empty() => String::new(),
+        Some((table, rest)) => format!("[{table}] {rest}: "),
+        None => format!("[{key}]: "),
     }
 }
 

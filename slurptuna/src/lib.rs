@@ -10,9 +10,13 @@
 //! re-running the same call resumes it. [`optimize_run_async`] and [`optimize_entries_async`]
 //! are the same calls for async programs; the synchronous ones also work inside a tokio runtime.
 //!
-//! Cargo features: `slurm` (the Slurm scheduler, default), `cli` (the `slurptuna` command-line
-//! tool, default), `testing` (the conformance suites, for your own backends). With
-//! `--no-default-features` the library has SINGLE mode and any scheduler you give it.
+//! A study whose loss is an external command (Python, R, Julia, ...) can also be described in a
+//! TOML study file and run with `slurptuna run study.toml` or [`study::StudyFile`].
+//!
+//! Cargo features: `slurm` (the Slurm scheduler, default), `study` (study files, default), `cli`
+//! (the `slurptuna` command-line tool, default; it needs `study`), `testing` (the conformance
+//! suites, for your own backends). With `--no-default-features` the library has SINGLE mode and
+//! any scheduler you give it.
 //!
 //! This crate is the public API and the only one users name; it holds the controller loop and
 //! re-exports the domain types. It is **not** where samplers, executors or storage are implemented
@@ -51,6 +55,9 @@ mod progress;
 mod result;
 mod run;
 mod signals;
+/// Study files: a study whose loss is an external command, described in TOML (feature `study`).
+#[cfg(feature = "study")]
+pub mod study;
 mod validate;
 mod worker;
 
@@ -62,9 +69,11 @@ pub use backends::Scheduler;
 pub use entries::{optimize_entries, optimize_entries_async};
 pub use error::{Error, Result};
 pub use mode::{execution_mode, ExecutionMode};
-pub use options::{EntriesOptions, RunOptions, SamplerChoice};
+pub use options::{Durability, EntriesOptions, RunOptions, SamplerChoice};
 pub use result::{MultiOptimizeResult, OptimizeResult};
 pub use run::{optimize_run, optimize_run_async};
+#[cfg(feature = "study")]
+pub use study::{StudyFile, StudyOutcome};
 
 #[doc(inline)]
 pub use slurptuna_core::{

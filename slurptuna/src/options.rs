@@ -41,6 +41,52 @@ impl fmt::Debug for SamplerChoice {
     }
 }
 
+/// How hard the run directory is pushed to disk (`durability`).
+///
+/// Every event is written to the journal (`write()`) before the controller acts on it, whatever
+/// the choice: a killed controller (kill -9, an out-of-memory kill, a lost login session) loses
+/// nothing that was reported. The choice is about an operating-system crash or a power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync grouped: at most one per `sync_interval`, and always at the end of a run, at a clean
+    /// interrupt and before work is submitted to a batch scheduler. An OS crash may lose the
+    /// last `sync_interval` of reported events (they are recomputed on resume).
+    #[default]
+    Grouped,
+    /// fsync after every trial boundary (the behaviour before group commit), for the cautious:
+    /// costly on network file systems (1–30 ms per fsync).
+    Always,
+}
+
+impl Durability {
+    /// The option's spelling: `"grouped"` or `"always"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Grouped => "grouped",
+            Durability::Always => "always",
+        }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "grouped" => Ok(Durability::Grouped),
+            "always" => Ok(Durability::Always),
+            other => Err(format!(
+                "unknown durability {other:?}: use \"grouped\" (default) or \"always\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The seed's defaults of the DISTRIBUTED knobs (one source, in core).
 fn seed() -> DistributedOptions {
     DistributedOptions::seed_defaults()
@@ -111,6 +157,8 @@ macro_rules! with_shared_fields {
         worker_parallelism: usize = 1,
         /// SINGLE: evaluate seeds in a pool of worker processes (this program re-executed) instead
         /// of threads, so a loss that aborts or segfaults fails its trial, not the run. Default false.
+        /// A command loss (`build_batch`, study files) already runs in processes of its own: for
+        /// it this option changes nothing.
         use_processes: bool = false,
         /// Give workers this program's command-line arguments (so `main` reaches the same call).
         /// Default true.
@@ -126,6 +174,11 @@ macro_rules! with_shared_fields {
         /// progress goes to `tracing` events, or plain lines on stderr when the program set no
         /// `tracing` subscriber.
         progress: bool = true,
+        /// How hard the run directory is pushed to disk (see [`Durability`]).
+        durability: Durability = Durability::Grouped,
+        /// With `Durability::Grouped`: the longest time between two fsyncs of the run directory
+        /// (what an OS crash may lose at most). Default 100 ms.
+        sync_interval: Duration = Duration::from_millis(100),
             }
         }
     };
@@ -152,6 +205,30 @@ macro_rules! options_struct {
                     $( $sfield: $sdefault, )*
                     $( $field: $default, )*
                 }
+            }
+        }
+
+        // The study file's `[run]` keys: one per field, under the field's name, converted by
+        // the field type's `FromStudyValue` (a field whose type has none does not compile).
+        #[cfg(feature = "study")]
+        impl crate::study::convert::StudyOptions for $name {
+            const KEYS: &'static [&'static str] =
+                &[ $( stringify!($sfield), )* $( stringify!($field), )* ];
+
+            fn set_key(
+                &mut self,
+                key: &str,
+                value: &crate::study::doc::Value,
+                cx: &crate::study::convert::Cx<'_>,
+            ) -> Option<Result<(), crate::study::convert::Invalid>> {
+                use crate::study::convert::FromStudyValue;
+                Some(match key {
+                    $( stringify!($sfield) => <$sty as FromStudyValue>::from_study(value, cx)
+                        .map(|v| self.$sfield = v), )*
+                    $( stringify!($field) => <$ty as FromStudyValue>::from_study(value, cx)
+                        .map(|v| self.$field = v), )*
+                    _ => return None,
+                })
             }
         }
     };

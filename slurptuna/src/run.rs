@@ -10,12 +10,12 @@ use slurptuna_core::{
     best_of, format_utc, BackendEnv, Executor, LossDefinition, ResumeRecord, RunMeta, Sampler,
     SeedLayout, Store, WorkerCommand, RUN_FORMAT_VERSION,
 };
-use slurptuna_store::FsStore;
+use slurptuna_store::{FsStore, SyncPolicy};
 
 use crate::controller::{Stop, Study};
 use crate::error::{Error, Result};
 use crate::mode::ExecutionMode;
-use crate::options::{RunOptions, SamplerChoice};
+use crate::options::{Durability, RunOptions, SamplerChoice};
 use crate::progress::{bars_enabled, Progress};
 use crate::result::OptimizeResult;
 use crate::{signals, validate, worker};
@@ -75,7 +75,16 @@ pub async fn optimize_run_async(loss: &LossDefinition, opts: RunOptions) -> Resu
     if let Some(e) = &shared {
         shutdown(e.as_ref(), &opts, &r).await;
     }
+    release(loss);
     r
+}
+
+/// Stops what a batch loss keeps between calls (a command loss's idle processes, including the
+/// one its preflight started): the call is over.
+pub(crate) fn release(loss: &LossDefinition) {
+    if let Some(batch) = loss.batch() {
+        batch.release();
+    }
 }
 
 /// Runs the future `make()` builds to completion on a runtime of its own. Called from inside an
@@ -181,7 +190,9 @@ fn worker_command(opts: &RunOptions) -> Result<WorkerCommand> {
 }
 
 fn local_executor(loss: &LossDefinition, opts: &RunOptions) -> Result<Arc<dyn Executor>> {
-    if opts.use_processes {
+    // A batch loss (an external command) already runs in processes of its own, one per
+    // thread: worker processes around them would only add a hop.
+    if opts.use_processes && !loss.is_batch() {
         let worker = worker_command(opts)?;
         let cfg = slurptuna_exec_local::ProcessPoolConfig {
             program: worker.program,
@@ -265,11 +276,26 @@ fn settings(opts: &RunOptions) -> serde_json::Map<String, serde_json::Value> {
         json!(opts.worker_time_limit.as_secs()),
     );
     m.insert("slurm_qos".into(), json!(opts.slurm_qos));
+    m.insert("durability".into(), json!(opts.durability.as_str()));
+    m.insert(
+        "sync_interval_seconds".into(),
+        json!(opts.sync_interval.as_secs_f64()),
+    );
     if let Some(scheduler) = opts.scheduler.backend() {
         m.insert("scheduler".into(), json!(scheduler.name()));
         m.extend(scheduler.settings());
     }
     m
+}
+
+/// The store's fsync policy for `opts.durability`.
+fn sync_policy(opts: &RunOptions) -> SyncPolicy {
+    match opts.durability {
+        Durability::Always => SyncPolicy::Always,
+        Durability::Grouped => SyncPolicy::Grouped {
+            interval: opts.sync_interval,
+        },
+    }
 }
 
 /// Claims (or re-opens) the run directory and reconciles `meta.json`.
@@ -289,6 +315,7 @@ fn open_store(
             FsStore::open_or_create(&opts.run_root.join(name.as_str()), &meta)?
         }
     };
+    let store = store.with_sync_policy(sync_policy(opts));
     let run_dir = store.run_dir().map(PathBuf::from).unwrap_or_default();
     meta.run_dir = run_dir.display().to_string();
     meta.run_name = run_dir
@@ -326,7 +353,7 @@ pub(crate) async fn run_study(
 ) -> Result<OptimizeResult> {
     let started = SystemTime::now();
     let sampler = sampler(opts);
-    let backend = match (shared, opts.use_processes) {
+    let backend = match (shared, opts.use_processes && !loss.is_batch()) {
         (Some(e), _) => e.name(),
         (None, true) => "processes",
         (None, false) => "threads",
@@ -357,6 +384,10 @@ pub(crate) async fn run_study(
         executor: executor.as_ref(),
         progress: &progress,
         interrupted: &call.interrupted,
+        summary_interval: opts.sync_interval,
+        // A batch scheduler's jobs outlive the controller: the trial they compute must be in a
+        // journal that an OS crash cannot forget.
+        sync_before_dispatch: shared.is_some(),
     };
     let outcome = study.run(history).await;
     if shared.is_none() {

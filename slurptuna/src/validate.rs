@@ -12,8 +12,18 @@ use crate::error::{Error, Result};
 use crate::mode::ExecutionMode;
 use crate::options::RunOptions;
 
-/// Checks every option of `opts` for `loss` and resolves the seed layout. No side effects.
+/// Checks every option of `opts` for `loss` and resolves the seed layout, then runs the loss's
+/// preflight check (a command loss: its program exists and starts), before any run directory
+/// exists. Nothing is written.
 pub(crate) fn validate(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedLayout> {
+    let layout = check(loss, opts)?;
+    // Last: it may start a process, so only once every option is known to be valid.
+    loss.preflight()?;
+    Ok(layout)
+}
+
+/// The option checks of [`validate`], without the preflight: no side effects at all.
+pub(crate) fn check(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedLayout> {
     if opts.n_trials == 0 {
         return Err(Error::option(
             "n_trials",
@@ -25,6 +35,15 @@ pub(crate) fn validate(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedL
     }
     if opts.worker_parallelism == 0 {
         return Err(Error::option("worker_parallelism", "must be >= 1"));
+    }
+    if opts.sync_interval.is_zero() || opts.sync_interval > Duration::from_secs(60) {
+        return Err(Error::option(
+            "sync_interval",
+            format!(
+                "must be between 1 ms and 60 s, got {:?} (use durability = \"always\" for an fsync per trial)",
+                opts.sync_interval
+            ),
+        ));
     }
     // The DISTRIBUTED knobs and the scheduler's own options are checked in every mode (they
     // are recorded in meta.json, and a typo is better found on a laptop than on the cluster).

@@ -28,5 +28,9 @@ mod processes;
 mod resume;
 /// Determinism, explicit seeds, concurrency, failures, no completed trial.
 mod single;
+/// Study files and `slurptuna run`: the examples (Python losses) equal the Rust API in SINGLE and
+/// DISTRIBUTED mode; errors with file:line:column; `--set`, `--json`, resume.
+#[cfg(feature = "cli")]
+mod study;
 /// Every invalid input is a typed error naming the option, with no run directory created.
 mod validation;
