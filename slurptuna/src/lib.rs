@@ -77,12 +77,18 @@ pub use study::{StudyFile, StudyOutcome};
 
 #[doc(inline)]
 pub use slurptuna_core::{
-    loss, search_param, AskContext, Backend, BackendEnv, BoxError, ChunkIndex, ChunkKey,
-    ChunkResult, ChunkSink, Context, CoreError, Direction, DistributedOptions, Distribution, Dtype,
-    ExecError, Executor, FailureKind, LossBuilder, LossDefinition, LossResult, LossValue,
-    MemorySize, ParamSpace, ParamValue, Params, Sampler, SearchParam, SeedLayout, SeedStats,
-    TaskResources, TrialFailure, TrialJob, TrialNumber, TrialRecord, TrialState, WorkerCommand,
+    loss, search_param, AskContext, Backend, BackendEnv, BatchLoss, BatchRequest, BoxError,
+    ChunkIndex, ChunkKey, ChunkResult, ChunkSink, Context, CoreError, Direction,
+    DistributedOptions, Distribution, Dtype, ExecError, Executor, FailureKind, LossBuilder,
+    LossDefinition, LossResult, LossValue, MemorySize, ParamSpace, ParamValue, Params, Sampler,
+    SearchParam, SeedFailure, SeedLayout, SeedStats, TaskResources, TrialFailure, TrialJob,
+    TrialNumber, TrialRecord, TrialState, WorkerCommand,
 };
+
+/// A loss that is an external command speaking slurptuna's JSON line protocol (see the README):
+/// build it with `loss(name)...build_batch(CommandLoss::new(CommandSpec::new(argv))?)`.
+#[doc(inline)]
+pub use slurptuna_exec_local::{CommandLoss, CommandSpec};
 
 /// The samplers, for use with [`SamplerChoice::Custom`] or on their own.
 pub mod samplers {

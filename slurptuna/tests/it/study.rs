@@ -711,3 +711,148 @@ fn participants_study_distributed_equals_the_rust_api_in_single_mode() {
     assert_no_jobs_left(&folder);
     assert_no_commands_left(&folder);
 }
+
+/// A loss command that misbehaves by parameter region: crashes, hangs, prints garbage between
+/// replies, answers a seed twice, returns NaN — and is correct elsewhere.
+const UNRULY_MODEL: &str = r#"import json, sys, time
+for line in sys.stdin:
+    r = json.loads(line)
+    x = r["params"]["x"]
+    if x < 0.15:
+        sys.stderr.write("model: giving up on x=%r\n" % x)
+        sys.exit(3)
+    if x < 0.3:
+        time.sleep(3600)
+    for s in r["seeds"]:
+        if x < 0.45:
+            print("debug: a stray print before seed", s)
+        if 0.45 <= x < 0.55 and s == r["seeds"][0]:
+            print(json.dumps({"seed": s, "value": 1.0}))
+        v = float("nan") if 0.55 <= x < 0.7 else (x - 0.9) ** 2 + s * 1e-3
+        print(json.dumps({"seed": s, "value": v}))
+    sys.stdout.flush()
+"#;
+
+#[test]
+fn a_misbehaving_command_fails_only_its_trials_and_the_study_goes_on() {
+    if !python() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let study_dir = dir.path().join("unruly");
+    std::fs::create_dir_all(&study_dir).expect("mkdir");
+    std::fs::write(study_dir.join("model.py"), UNRULY_MODEL).expect("model");
+    let study = study_dir.join("study.toml");
+    std::fs::write(
+        &study,
+        r#"[study]
+name = "unruly"
+description = "a command that crashes, hangs, chatters, repeats itself and returns NaN"
+
+[params]
+x = [0.0, 1.0]
+
+[loss]
+command = ["python3", "model.py"]
+batch_timeout_seconds = 2
+startup_timeout_seconds = 1
+
+[run]
+n_trials = 30
+n_seeds = 4
+sampler = "random"
+progress = false
+"#,
+    )
+    .expect("study");
+    let file = StudyFile::load(&study, &[]).expect("loads");
+    let started = Instant::now();
+    let outcome = file.run().expect("some trials complete");
+    assert!(started.elapsed() < Duration::from_secs(120));
+    let StudyOutcome::Run(r) = outcome else {
+        panic!("a study without [entries] is one run")
+    };
+    assert_eq!(r.trials.len(), 30);
+    let mut kinds = BTreeMap::<&str, usize>::new();
+    for t in &r.trials {
+        let x = t.params.f64("x").expect("x");
+        match &t.state {
+            slurptuna::TrialState::Complete { stats } => {
+                assert!(x >= 0.3 && !(0.45..0.7).contains(&x), "x={x} completed");
+                let want = (0..4)
+                    .map(|s| (x - 0.9f64).powi(2) + s as f64 * 1e-3)
+                    .sum::<f64>()
+                    / 4.0;
+                assert!(
+                    (stats.mean() - want).abs() < 1e-12,
+                    "x={x}: {} vs {want}",
+                    stats.mean()
+                );
+                *kinds.entry("complete").or_default() += 1;
+            }
+            slurptuna::TrialState::Failed { reason } => {
+                let kind = if x < 0.15 {
+                    assert!(
+                        reason.contains("exit code 3") && reason.contains("giving up"),
+                        "{reason}"
+                    );
+                    "crash"
+                } else if x < 0.3 {
+                    assert!(
+                        reason.contains("2 s")
+                            || reason.contains("timeout")
+                            || reason.contains("timed out"),
+                        "{reason}"
+                    );
+                    "hang"
+                } else if (0.45..0.55).contains(&x) {
+                    assert!(reason.contains("twice"), "{reason}");
+                    "twice"
+                } else if (0.55..0.7).contains(&x) {
+                    assert!(reason.contains("NaN"), "{reason}");
+                    "nan"
+                } else {
+                    panic!("x={x} failed: {reason}");
+                };
+                *kinds.entry(kind).or_default() += 1;
+            }
+            slurptuna::TrialState::Running => panic!("unfinished trial"),
+        }
+    }
+    assert!(
+        kinds.get("complete").copied().unwrap_or(0) >= 3,
+        "{kinds:?}"
+    );
+    for kind in ["crash", "hang", "twice", "nan"] {
+        assert!(
+            kinds.contains_key(kind),
+            "no trial hit the {kind} region: {kinds:?}"
+        );
+    }
+    // The stray prints are in the trials' logs, not in any result.
+    let logged = r
+        .trials
+        .iter()
+        .filter(|t| (0.3..0.45).contains(&t.params.f64("x").unwrap_or(0.0)))
+        .filter_map(|t| {
+            std::fs::read_to_string(
+                r.run_dir
+                    .join("trials")
+                    .join(format!("trial_{:05}", t.number.0))
+                    .join("loss.log"),
+            )
+            .ok()
+        })
+        .filter(|log| log.contains("debug: a stray print"))
+        .count();
+    let chatty = r
+        .trials
+        .iter()
+        .filter(|t| (0.3..0.45).contains(&t.params.f64("x").unwrap_or(0.0)))
+        .count();
+    assert_eq!(
+        logged, chatty,
+        "every chatty trial keeps its stray lines in loss.log"
+    );
+    assert_no_commands_left(&study_dir);
+}
