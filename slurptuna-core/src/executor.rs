@@ -36,6 +36,17 @@ pub struct TrialJob {
 }
 
 impl TrialJob {
+    /// The shared part of this trial's chunk keys, for computing many of them
+    /// ([`TrialKeys::key`]).
+    pub fn keys(&self) -> TrialKeys {
+        TrialKeys::new(
+            &self.loss_name,
+            self.entry_id.as_deref(),
+            self.trial,
+            &self.params,
+        )
+    }
+
     /// The key a result of chunk `c` must carry to be reused: a hash of the loss, entry, trial
     /// number, parameters and the chunk's seeds. A stored result with another key is stale.
     pub fn chunk_key(&self, c: ChunkIndex) -> ChunkKey {
@@ -59,16 +70,40 @@ pub fn chunk_key(
     layout: &SeedLayout,
     c: ChunkIndex,
 ) -> ChunkKey {
-    let mut h = Fnv64::new();
-    h.write(loss_name.as_bytes());
-    h.write(&[0]);
-    h.write(entry_id.unwrap_or("\u{0}none").as_bytes());
-    h.write(&[0]);
-    h.write(&trial.0.to_le_bytes());
-    h.write(params.to_json().as_bytes());
-    h.write(&c.0.to_le_bytes());
-    h.write(&layout.chunk_fingerprint(c).to_le_bytes());
-    ChunkKey::new(format!("{:016x}", h.finish()))
+    TrialKeys::new(loss_name, entry_id, trial, params).key(c, layout.chunk_fingerprint(c))
+}
+
+/// The chunk keys of one trial, with the part they share (loss, entry, trial, params) hashed
+/// once: `TrialKeys::new(..).key(c, layout.chunk_fingerprint(c))` equals [`chunk_key`].
+#[derive(Clone, Debug)]
+pub struct TrialKeys(Fnv64);
+
+impl TrialKeys {
+    /// Hashes what every chunk key of the trial starts with.
+    pub fn new(
+        loss_name: &str,
+        entry_id: Option<&str>,
+        trial: TrialNumber,
+        params: &Params,
+    ) -> Self {
+        let mut h = Fnv64::new();
+        h.write(loss_name.as_bytes());
+        h.write(&[0]);
+        h.write(entry_id.unwrap_or("\u{0}none").as_bytes());
+        h.write(&[0]);
+        h.write(&trial.0.to_le_bytes());
+        h.write(params.to_json().as_bytes());
+        TrialKeys(h)
+    }
+
+    /// The key of chunk `c`, whose seeds have the fingerprint `chunk_fingerprint`
+    /// ([`SeedLayout::chunk_fingerprint`]).
+    pub fn key(&self, c: ChunkIndex, chunk_fingerprint: u64) -> ChunkKey {
+        let mut h = self.0.clone();
+        h.write(&c.0.to_le_bytes());
+        h.write(&chunk_fingerprint.to_le_bytes());
+        ChunkKey::new(format!("{:016x}", h.finish()))
+    }
 }
 
 /// What kind of failure ended a trial attempt. Backends decide retries on it; the reason text
@@ -220,4 +255,38 @@ impl<E: Executor + ?Sized> Executor for Box<E> {
     async fn shutdown(&self, keep_jobs: bool) -> Result<(), CoreError> {
         (**self).shutdown(keep_jobs).await
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seeds::SeedSpec;
+
+    #[test]
+    fn trial_keys_give_the_chunk_keys_of_old_runs() {
+        let layout = SeedLayout::resolve(
+            &SeedSpec {
+                n_seeds: Some(25),
+                chunk_size: Some(10),
+                ..Default::default()
+            },
+            3,
+        )
+        .unwrap();
+        let params: Params = [("x", 0.25)].into_iter().collect();
+        let keys = TrialKeys::new("bowl", Some("p01"), TrialNumber(7), &params);
+        for c in layout.chunks() {
+            assert_eq!(
+                keys.key(c, layout.chunk_fingerprint(c)),
+                chunk_key("bowl", Some("p01"), TrialNumber(7), &params, &layout, c)
+            );
+        }
+        // Pinned: the keys stored in run directories must not change (old runs resume).
+        assert_eq!(
+            chunk_key("bowl", None, TrialNumber(0), &params, &layout, ChunkIndex(1)).as_str(),
+            PINNED_KEY
+        );
+    }
+
+    const PINNED_KEY: &str = "361da843bfa4e2ff";
 }

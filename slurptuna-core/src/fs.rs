@@ -116,38 +116,10 @@ pub fn remove_stale_temps(dir: &Path) {
 /// Replaces the non-standard tokens `NaN`, `Infinity` and `-Infinity` outside strings by `null`
 /// (Python's `json` module writes them), so documents of the Python original parse.
 pub fn relax_json(text: &str) -> Cow<'_, str> {
-    if !(text.contains("NaN") || text.contains("Infinity")) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut in_string = false;
-    while let Some(c) = rest.chars().next() {
-        if in_string {
-            match c {
-                '\\' => {
-                    let take = rest.char_indices().nth(2).map_or(rest.len(), |(i, _)| i);
-                    out.push_str(&rest[..take]);
-                    rest = &rest[take..];
-                    continue;
-                }
-                '"' => in_string = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_string = true;
-        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"]
-            .into_iter()
-            .find(|t| rest.starts_with(t))
-        {
-            out.push_str("null");
-            rest = &rest[token.len()..];
-            continue;
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    Cow::Owned(out)
+    crate::json::replace_bare_tokens(
+        text,
+        &[("-Infinity", "null"), ("Infinity", "null"), ("NaN", "null")],
+    )
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ mod executor;
 #[cfg(feature = "fs")]
 pub mod fs;
 mod hash;
+pub mod json;
 mod loss;
 mod mode;
 mod params;
@@ -64,7 +65,7 @@ pub use backend::{
 pub use error::{BoxError, CoreError, Result};
 pub use evaluate::{evaluate_chunk, evaluate_seeds, ChunkResult, SeedFailure, SeedTask};
 pub use executor::{
-    chunk_key, ChunkSink, ExecError, Executor, FailureKind, TrialFailure, TrialJob,
+    chunk_key, ChunkSink, ExecError, Executor, FailureKind, TrialFailure, TrialJob, TrialKeys,
 };
 pub use hash::{fingerprint_hex, Fnv64};
 pub use loss::{

@@ -112,6 +112,14 @@ impl Study<'_> {
         in_flight: &mut FuturesUnordered<TrialFuture<'s>>,
         summary_written: &mut Instant,
     ) -> Result<(), Stop> {
+        let fingerprints: Arc<[u64]> = self
+            .layout
+            .chunks()
+            .map(|c| self.layout.chunk_fingerprint(c))
+            .collect();
+        // One watcher for the whole study (not a new timer per finished trial).
+        let interrupt = wait_for(self.interrupted);
+        tokio::pin!(interrupt);
         loop {
             while running.len() < self.max_concurrent
                 && (!pending.is_empty()
@@ -134,14 +142,19 @@ impl Study<'_> {
                     self.store.sync()?;
                 }
                 running.insert(number, params.clone());
-                in_flight.push(Box::pin(self.trial(number, params, stored)));
+                in_flight.push(Box::pin(self.trial(
+                    number,
+                    params,
+                    stored,
+                    fingerprints.clone(),
+                )));
             }
             if in_flight.is_empty() {
                 break;
             }
             let done = tokio::select! {
                 done = in_flight.next() => done,
-                () = wait_for(self.interrupted) => return Err(Stop::Interrupted),
+                () = &mut interrupt => return Err(Stop::Interrupted),
             };
             let Some((number, outcome)) = done else {
                 break;
@@ -173,8 +186,10 @@ impl Study<'_> {
                 self.write_summary(finished)?;
                 *summary_written = Instant::now();
             }
-            self.progress
-                .best(best_of(&*finished, self.direction).and_then(TrialRecord::value));
+            if self.progress.shows_best() {
+                self.progress
+                    .best(best_of(&*finished, self.direction).and_then(TrialRecord::value));
+            }
         }
         Ok(())
     }
@@ -213,15 +228,22 @@ impl Study<'_> {
         number: TrialNumber,
         params: Params,
         stored: BTreeMap<ChunkIndex, StoredChunk>,
+        fingerprints: Arc<[u64]>,
     ) -> (TrialNumber, Result<TrialState, Stop>) {
-        (number, self.evaluate(number, params, stored).await)
+        (
+            number,
+            self.evaluate(number, params, stored, &fingerprints).await,
+        )
     }
 
+    /// Evaluates the chunks of trial `number` that `stored` does not hold under their key;
+    /// `fingerprints` are the layout's chunk fingerprints, computed once per study.
     async fn evaluate(
         &self,
         number: TrialNumber,
         params: Params,
         stored: BTreeMap<ChunkIndex, StoredChunk>,
+        fingerprints: &[u64],
     ) -> Result<TrialState, Stop> {
         let mut job = TrialJob {
             loss_name: self.loss.name().to_string(),
@@ -233,22 +255,29 @@ impl Study<'_> {
             trial_dir: self.store.trial_dir(number)?,
             keep_seed_values: self.keep_seed_values,
         };
+        let keys = job.keys();
+        let key = |c: ChunkIndex| keys.key(c, fingerprints[c.0 as usize]);
         let mut have = BTreeMap::new();
+        let mut expected_keys = BTreeMap::new();
         for c in self.layout.chunks() {
             let expected = self.layout.chunk_positions(c);
-            let reusable = stored.get(&c).filter(|s| {
-                s.key == job.chunk_key(c) && s.result.stats.count() == expected.end - expected.start
-            });
+            let k = key(c);
+            let reusable = stored
+                .get(&c)
+                .filter(|s| s.key == k && s.result.stats.count() == expected.end - expected.start);
             match reusable {
                 Some(s) => {
                     have.insert(c, s.result.stats);
                 }
-                None => job.chunks.push(c),
+                None => {
+                    job.chunks.push(c);
+                    expected_keys.insert(c, k);
+                }
             }
         }
         let sink = TrialSink {
             store: self.store,
-            expected: job.chunks.iter().map(|&c| (c, job.chunk_key(c))).collect(),
+            expected: expected_keys,
             layout: &self.layout,
             results: Mutex::new(have),
         };

@@ -129,6 +129,12 @@ impl Progress {
         }
     }
 
+    /// Whether [`Progress::best`] shows anything (a bar): the best value costs a scan of the
+    /// finished trials, not worth it per trial when nobody sees it.
+    pub(crate) fn shows_best(&self) -> bool {
+        self.bar.is_some()
+    }
+
     pub(crate) fn best(&self, best: Option<f64>) {
         if let (Some(b), Some(v)) = (&self.bar, best) {
             b.set_message(format!("best {v:.6}"));

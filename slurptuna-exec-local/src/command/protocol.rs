@@ -112,42 +112,14 @@ fn error_text(error: serde_json::Value) -> String {
 /// [`WireValue`] reads as infinities; `slurptuna_core::fs::relax_json` turns all three into
 /// `null`, which would lose the sign and the difference between NaN and an infinity).
 fn relax(text: &str) -> Cow<'_, str> {
-    if !(text.contains("NaN") || text.contains("Infinity")) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut rest = text;
-    let mut in_string = false;
-    while let Some(c) = rest.chars().next() {
-        if in_string {
-            match c {
-                '\\' => {
-                    let take = rest.char_indices().nth(2).map_or(rest.len(), |(i, _)| i);
-                    out.push_str(&rest[..take]);
-                    rest = &rest[take..];
-                    continue;
-                }
-                '"' => in_string = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_string = true;
-        } else if let Some((token, replacement)) = [
+    slurptuna_core::json::replace_bare_tokens(
+        text,
+        &[
             ("-Infinity", "\"-Infinity\""),
             ("Infinity", "\"Infinity\""),
             ("NaN", "null"),
-        ]
-        .into_iter()
-        .find(|(t, _)| rest.starts_with(t))
-        {
-            out.push_str(replacement);
-            rest = &rest[token.len()..];
-            continue;
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    Cow::Owned(out)
+        ],
+    )
 }
 
 /// A reply line as sent; unknown fields are ignored.

@@ -7,25 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_success, fixture, run_with_timeout};
-
-/// True when a cluster answers; panics when one is required (`SLURPTUNA_TEST_SLURM=1`).
-fn cluster() -> bool {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false);
-    if !up {
-        if std::env::var("SLURPTUNA_TEST_SLURM").as_deref() == Ok("1") {
-            panic!("SLURPTUNA_TEST_SLURM=1 but no Slurm cluster answers `sinfo`: start one with `cargo xtask slurm up`");
-        }
-        eprintln!(
-            "skipped: no Slurm cluster answers `sinfo` (start one with `cargo xtask slurm up`)"
-        );
-    }
-    up
-}
+use crate::util::{assert_success, cluster, fixture, run_with_timeout};
 
 /// Job ids of jobs whose working directory is under `dir` (what a test left behind).
 fn jobs_under(dir: &Path) -> Vec<String> {

@@ -17,7 +17,7 @@ use slurptuna::{
     StudyOutcome,
 };
 
-use crate::util::{run_with_timeout, trial_sequence};
+use crate::util::{cluster, run_with_timeout, trial_sequence};
 
 /// True when `python3` runs; panics when it must (`CI=true`, `SLURPTUNA_TEST_PYTHON=1`).
 fn python() -> bool {
@@ -570,24 +570,6 @@ fn rerunning_the_same_study_resumes() {
 
 // ---------------------------------------------------------------------------------------------
 // DISTRIBUTED mode: each Slurm task runs `slurptuna run` itself.
-
-/// True when a cluster answers; panics when one is required (`SLURPTUNA_TEST_SLURM=1`).
-fn cluster() -> bool {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false);
-    if !up {
-        if std::env::var("SLURPTUNA_TEST_SLURM").as_deref() == Ok("1") {
-            panic!("SLURPTUNA_TEST_SLURM=1 but no Slurm cluster answers `sinfo`: start one with `cargo xtask slurm up`");
-        }
-        eprintln!(
-            "skipped: no Slurm cluster answers `sinfo` (start one with `cargo xtask slurm up`)"
-        );
-    }
-    up
-}
 
 /// Fails (after cancelling them) if jobs started under `dir` are still queued.
 fn assert_no_jobs_left(dir: &Path) {

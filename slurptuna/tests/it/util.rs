@@ -102,3 +102,25 @@ pub(crate) fn trial_sequence(result: &slurptuna::OptimizeResult) -> Vec<(String,
         })
         .collect()
 }
+
+/// True when a cluster answers; panics when one is required (`SLURPTUNA_TEST_SLURM=1`).
+#[cfg_attr(
+    not(any(all(feature = "slurm", feature = "fixtures"), feature = "cli")),
+    allow(dead_code)
+)]
+pub(crate) fn cluster() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false);
+    if !up {
+        if std::env::var("SLURPTUNA_TEST_SLURM").as_deref() == Ok("1") {
+            panic!("SLURPTUNA_TEST_SLURM=1 but no Slurm cluster answers `sinfo`: start one with `cargo xtask slurm up`");
+        }
+        eprintln!(
+            "skipped: no Slurm cluster answers `sinfo` (start one with `cargo xtask slurm up`)"
+        );
+    }
+    up
+}
