@@ -111,11 +111,31 @@ struct ChildReport {
     per_trial: Option<f64>,
 }
 
-/// Our TPE, recording when each `ask` happens.
+/// A sampler, recording when each `ask` happens.
 #[derive(Debug)]
-struct Timed {
+pub(crate) struct Timed {
     inner: Box<dyn slurptuna_core::Sampler>,
     asks: std::sync::Mutex<Vec<Instant>>,
+}
+
+impl Timed {
+    pub(crate) fn new(inner: Box<dyn slurptuna_core::Sampler>) -> Self {
+        Timed {
+            inner,
+            asks: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Seconds per trial from the first ask to the last, over the trials between them.
+    pub(crate) fn per_trial(&self) -> Option<f64> {
+        let asks = self.asks.lock().unwrap_or_else(|e| e.into_inner());
+        match (asks.first(), asks.last()) {
+            (Some(a), Some(b)) if asks.len() > 1 => {
+                Some(b.duration_since(*a).as_secs_f64() / (asks.len() - 1) as f64)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl slurptuna_core::Sampler for Timed {
@@ -160,10 +180,7 @@ fn child(spec: &str) -> Result<()> {
     } else {
         Box::new(slurptuna_sampler::TpeSampler::new(123))
     };
-    let timed = std::sync::Arc::new(Timed {
-        inner,
-        asks: std::sync::Mutex::new(Vec::new()),
-    });
+    let timed = std::sync::Arc::new(Timed::new(inner));
     let opts = slurptuna::RunOptions {
         n_trials: spec.n_trials,
         n_seeds: spec.n_seeds,
@@ -180,13 +197,7 @@ fn child(spec: &str) -> Result<()> {
     };
     let t = Instant::now();
     let r = slurptuna::optimize_run(&l, opts)?;
-    let asks = timed.asks.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let per_trial = match (asks.first(), asks.last()) {
-        (Some(a), Some(b)) if asks.len() > 1 => {
-            Some(b.duration_since(*a).as_secs_f64() / (asks.len() - 1) as f64)
-        }
-        _ => None,
-    };
+    let per_trial = timed.per_trial();
     let report = ChildReport {
         seconds: t.elapsed().as_secs_f64(),
         n_complete: r.n_complete,
