@@ -49,9 +49,14 @@ mod backends;
 mod controller;
 mod entries;
 mod error;
+#[cfg(feature = "export")]
+pub mod export;
+pub mod inspect;
 mod mode;
 mod options;
 mod progress;
+#[cfg(feature = "report")]
+pub mod report;
 mod result;
 mod run;
 mod signals;

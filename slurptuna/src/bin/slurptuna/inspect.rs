@@ -1,64 +1,14 @@
-//! `slurptuna`: run studies from a study file (`slurptuna run study.toml`, see
-//! `slurptuna::study`) and inspect run directories.
+//! `slurptuna runs|show|trials|best|watch|cancel`: reading run directories (never their lock).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use slurptuna_core::{RunMeta, RunSummary, TrialState};
 
-#[derive(Parser)]
-#[command(
-    name = "slurptuna",
-    version,
-    about = "Run studies from a study file and inspect run directories"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-const RUN_HELP: &str = "\
-Example:
-  slurptuna run study.toml
-  slurptuna run study.toml --set run.n_trials=100 --set run.mode=distributed --json
-
-study.toml:
-  [study]
-  name = \"toy\"
-  description = \"recover alpha and beta\"
-
-  [params]
-  alpha = [0.0, 1.0]
-  beta  = { range = [0.0, 1.0] }
-
-  [loss]
-  command = [\"python3\", \"model.py\"]   # reads JSON requests on stdin, one line per seed out
-
-  [run]
-  n_trials = 40
-  n_seeds = 100
-
-Re-running the same command resumes the run in runs/<name> next to the study file.
-Every key is described in the documentation of slurptuna::study.";
-
+/// The inspecting subcommands.
 #[derive(Subcommand)]
-enum Command {
-    /// Run the study a study file describes (its loss is an external command); re-running resumes.
-    #[command(after_help = RUN_HELP)]
-    Run {
-        /// The study file (TOML).
-        study: PathBuf,
-        /// Override a key of the study file, e.g. `--set run.n_trials=100`: the value is a TOML
-        /// value, or else a string. Repeatable.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Print the result as one JSON object on stdout (progress goes to stderr).
-        #[arg(long)]
-        json: bool,
-    },
+pub(crate) enum Command {
     /// List the runs under a run root with their progress and best value.
     Runs {
         /// The run root (default `runs`).
@@ -80,47 +30,12 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // The library logs through `tracing` and installs nothing: the program does. A study's
-    // progress (trials as they finish) is information, on stderr.
-    let default_filter = match cli.command {
-        Command::Run { .. } => "warn,slurptuna=info",
-        _ => "warn",
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .try_init();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("slurptuna: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     slurptuna_store::read_json(path).with_context(|| format!("reading {}", path.display()))
 }
 
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Run { study, set, json } => {
-            // In a worker process (a Slurm task, a pool worker) `run` evaluates its seeds and
-            // exits: nothing below is reached and nothing is printed.
-            let outcome = slurptuna::StudyFile::load(&study, &set)?.run()?;
-            if json {
-                println!("{}", outcome.to_json());
-            } else {
-                println!("{outcome}");
-            }
-        }
+pub(crate) fn run(command: Command) -> Result<()> {
+    match command {
         Command::Runs { run_root } => {
             let mut dirs: Vec<PathBuf> = std::fs::read_dir(&run_root)
                 .with_context(|| format!("listing {}", run_root.display()))?

@@ -1,0 +1,116 @@
+//! `slurptuna`: run studies from a study file (`slurptuna run study.toml`, see
+//! `slurptuna::study`) and inspect run directories.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod export;
+mod inspect;
+mod report;
+
+#[derive(Parser)]
+#[command(
+    name = "slurptuna",
+    version,
+    about = "Run studies from a study file and inspect run directories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const RUN_HELP: &str = "\
+Example:
+  slurptuna run study.toml
+  slurptuna run study.toml --set run.n_trials=100 --set run.mode=distributed --json
+
+study.toml:
+  [study]
+  name = \"toy\"
+  description = \"recover alpha and beta\"
+
+  [params]
+  alpha = [0.0, 1.0]
+  beta  = { range = [0.0, 1.0] }
+
+  [loss]
+  command = [\"python3\", \"model.py\"]   # reads JSON requests on stdin, one line per seed out
+
+  [run]
+  n_trials = 40
+  n_seeds = 100
+
+Re-running the same command resumes the run in runs/<name> next to the study file.
+Every key is described in the documentation of slurptuna::study.";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the study a study file describes (its loss is an external command); re-running resumes.
+    #[command(after_help = RUN_HELP)]
+    Run {
+        /// The study file (TOML).
+        study: PathBuf,
+        /// Override a key of the study file, e.g. `--set run.n_trials=100`: the value is a TOML
+        /// value, or else a string. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print the result as one JSON object on stdout (progress goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect runs: list, show, trials, best, watch, cancel.
+    #[command(flatten)]
+    Inspect(inspect::Command),
+    /// Write the self-contained HTML report of a run.
+    Report(report::Args),
+    /// Export a run: Optuna journal, CSV, JSON or npy.
+    Export(export::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The library logs through `tracing` and installs nothing: the program does. A study's
+    // progress (trials as they finish) is information, on stderr.
+    let default_filter = match cli.command {
+        Command::Run { .. } => "warn,slurptuna=info",
+        _ => "warn",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .try_init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("slurptuna: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run { study, set, json } => {
+            // In a worker process (a Slurm task, a pool worker) `run` evaluates its seeds and
+            // exits: nothing below is reached and nothing is printed.
+            let outcome = slurptuna::StudyFile::load(&study, &set)?.run()?;
+            if json {
+                println!("{}", outcome.to_json());
+            } else {
+                println!("{outcome}");
+            }
+        }
+        Command::Inspect(c) => inspect::run(c)?,
+        Command::Report(a) => report::run(a)?,
+        Command::Export(a) => export::run(a)?,
+    }
+    Ok(())
+}
