@@ -283,7 +283,15 @@ mod tests {
         }
         // Pinned: the keys stored in run directories must not change (old runs resume).
         assert_eq!(
-            chunk_key("bowl", None, TrialNumber(0), &params, &layout, ChunkIndex(1)).as_str(),
+            chunk_key(
+                "bowl",
+                None,
+                TrialNumber(0),
+                &params,
+                &layout,
+                ChunkIndex(1)
+            )
+            .as_str(),
             PINNED_KEY
         );
     }

@@ -198,10 +198,8 @@ fn per_trial_beyond_sampler_and_store(python: &Path, work: &Path) -> Result<(f64
                 + (seed % 17) as f64 * 1e-4)
                 .into())
         })?;
-    let mut spec = slurptuna::CommandSpec::new(vec![
-        python.display().to_string(),
-        "model.py".to_string(),
-    ]);
+    let mut spec =
+        slurptuna::CommandSpec::new(vec![python.display().to_string(), "model.py".to_string()]);
     spec.cwd = Some(dir.clone());
     let command = slurptuna::loss("command_bench_cmd")
         .description("the benchmark loss as a Python command")

@@ -47,9 +47,18 @@ impl RunData {
     }
 }
 
-/// The parent directory of an `optimize_entries` run: its `summary.json` and the run directory
-/// of each entry (in the order of the entries), or `None` when `dir` is not such a parent.
-pub fn entries_of(dir: &Path) -> Result<Option<(EntriesSummary, Vec<(String, PathBuf)>)>> {
+/// The parent directory of an `optimize_entries` run: its `summary.json` and, per entry in
+/// input order, the entry id and its run directory.
+#[derive(Clone, Debug)]
+pub struct EntriesRun {
+    /// The parent's `summary.json`.
+    pub summary: EntriesSummary,
+    /// `(entry id, run directory)` per entry.
+    pub runs: Vec<(String, PathBuf)>,
+}
+
+/// The entries run at `dir`, or `None` when `dir` is not the parent of an entries run.
+pub fn entries_of(dir: &Path) -> Result<Option<EntriesRun>> {
     let Some(summary): Option<EntriesSummary> = slurptuna_store::read_json(&dir.join(SUMMARY_FILE))
         .ok()
         .flatten()
@@ -71,5 +80,5 @@ pub fn entries_of(dir: &Path) -> Result<Option<(EntriesSummary, Vec<(String, Pat
             (id.clone(), dir.join(label))
         })
         .collect();
-    Ok(Some((summary, runs)))
+    Ok(Some(EntriesRun { summary, runs }))
 }
