@@ -81,13 +81,50 @@ pub struct StoredChunk {
 }
 
 /// The state of a run, folded from its journal.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Equality compares trials and stored chunks; the wall-clock times ([`RunHistory::times`])
+/// are metadata of the journal, not part of the run's state.
+#[derive(Clone, Debug, Default)]
 pub struct RunHistory {
     trials: BTreeMap<TrialNumber, TrialRecord>,
     chunks: BTreeMap<TrialNumber, BTreeMap<ChunkIndex, StoredChunk>>,
+    times: BTreeMap<TrialNumber, TrialTimes>,
+}
+
+impl PartialEq for RunHistory {
+    fn eq(&self, other: &Self) -> bool {
+        self.trials == other.trials && self.chunks == other.chunks
+    }
+}
+
+/// When a trial was asked and when it finished, in seconds since the Unix epoch, as the store
+/// recorded them (runs written before slurptuna recorded times have none).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TrialTimes {
+    /// When the trial was asked (its `asked` record).
+    pub started: Option<f64>,
+    /// When it completed or failed.
+    pub finished: Option<f64>,
 }
 
 impl RunHistory {
+    /// The recorded times of trial `n`, if the journal has any.
+    pub fn times(&self, n: TrialNumber) -> Option<&TrialTimes> {
+        self.times.get(&n)
+    }
+
+    /// Records when trial `n` was asked (`finished = false`) or finished (`true`): stores call
+    /// it for the times their journal records carry. The first time of each kind is kept.
+    pub fn record_time(&mut self, n: TrialNumber, finished: bool, at: f64) {
+        let t = self.times.entry(n).or_default();
+        let slot = if finished {
+            &mut t.finished
+        } else {
+            &mut t.started
+        };
+        slot.get_or_insert(at);
+    }
+
     /// Folds a sequence of events.
     pub fn from_events<I: IntoIterator<Item = TrialEvent>>(events: I) -> Self {
         let mut h = Self::default();

@@ -169,6 +169,7 @@ enum LineOut<'a> {
     Asked {
         trial: TrialNumber,
         params: &'a Params,
+        at: f64,
     },
     ChunkDone {
         trial: TrialNumber,
@@ -181,10 +182,12 @@ enum LineOut<'a> {
     Completed {
         trial: TrialNumber,
         stats: StatsRepr,
+        at: f64,
     },
     Failed {
         trial: TrialNumber,
         reason: &'a str,
+        at: f64,
     },
 }
 
@@ -214,10 +217,14 @@ struct LineIn {
     values: Option<ValuesRef>,
     #[serde(default)]
     reason: Option<String>,
+    /// When the record was written (seconds since the Unix epoch); absent before 0.2.
+    #[serde(default)]
+    at: Option<f64>,
 }
 
 enum Record {
-    Event(TrialEvent),
+    /// A trial event and when it was written, if the record says.
+    Event(TrialEvent, Option<f64>),
     Chunk(PendingChunk),
 }
 
@@ -232,12 +239,16 @@ struct PendingChunk {
 impl LineIn {
     fn check(self) -> std::result::Result<Record, String> {
         let trial = self.trial;
+        let at = self.at;
         let missing = |field: &str| format!("record of trial {trial} has no '{field}'");
         Ok(match self.event {
-            Kind::Asked => Record::Event(TrialEvent::Asked {
-                trial,
-                params: self.params.ok_or_else(|| missing("params"))?,
-            }),
+            Kind::Asked => Record::Event(
+                TrialEvent::Asked {
+                    trial,
+                    params: self.params.ok_or_else(|| missing("params"))?,
+                },
+                at,
+            ),
             Kind::ChunkDone => Record::Chunk(PendingChunk {
                 trial,
                 chunk: self.chunk.ok_or_else(|| missing("chunk"))?,
@@ -245,21 +256,27 @@ impl LineIn {
                 stats: self.stats.ok_or_else(|| missing("stats"))?.into(),
                 values: self.values,
             }),
-            Kind::Completed => Record::Event(TrialEvent::Completed {
-                trial,
-                stats: self.stats.ok_or_else(|| missing("stats"))?.into(),
-            }),
-            Kind::Failed => Record::Event(TrialEvent::Failed {
-                trial,
-                reason: self.reason.ok_or_else(|| missing("reason"))?,
-            }),
+            Kind::Completed => Record::Event(
+                TrialEvent::Completed {
+                    trial,
+                    stats: self.stats.ok_or_else(|| missing("stats"))?.into(),
+                },
+                at,
+            ),
+            Kind::Failed => Record::Event(
+                TrialEvent::Failed {
+                    trial,
+                    reason: self.reason.ok_or_else(|| missing("reason"))?,
+                },
+                at,
+            ),
         })
     }
 }
 
 impl Record {
     fn is_boundary(&self) -> bool {
-        matches!(self, Record::Event(_))
+        matches!(self, Record::Event(..))
     }
 }
 
@@ -403,10 +420,13 @@ fn apply(
                 pending.entry(c.trial).or_default().push(c);
             }
         }
-        Record::Event(e) => {
+        Record::Event(e, at) => {
             let trial = e.trial();
             let finishes = matches!(e, TrialEvent::Completed { .. } | TrialEvent::Failed { .. });
             history.apply(e);
+            if let Some(at) = at {
+                history.record_time(trial, finishes, at);
+            }
             if finishes {
                 pending.remove(&trial);
             }
@@ -631,10 +651,15 @@ impl Journal {
                 fnv: fingerprint_hex(&bytes),
             });
         }
+        // Millisecond resolution is enough for a timeline and keeps records short.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| (d.as_millis() as f64) / 1e3);
         let line = match event {
             TrialEvent::Asked { trial, params } => LineOut::Asked {
                 trial: *trial,
                 params,
+                at: now,
             },
             TrialEvent::ChunkDone {
                 trial,
@@ -651,10 +676,12 @@ impl Journal {
             TrialEvent::Completed { trial, stats } => LineOut::Completed {
                 trial: *trial,
                 stats: stats.into(),
+                at: now,
             },
             TrialEvent::Failed { trial, reason } => LineOut::Failed {
                 trial: *trial,
                 reason,
+                at: now,
             },
         };
         let mut bytes = serde_json::to_vec(&line).map_err(|e| StoreError::Json {

@@ -230,3 +230,24 @@ pub(crate) fn trial_events(t: u64, chunks: u64, keep_values: bool) -> Vec<TrialE
     });
     ev
 }
+
+/// `journal` bytes without the records' write times (`"at":<seconds>`): a record appended again
+/// equals the original but for when it was written.
+pub(crate) fn without_times(journal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(journal.len());
+    let mut i = 0;
+    while i < journal.len() {
+        if journal[i..].starts_with(b",\"at\":") {
+            i += 6;
+            while i < journal.len()
+                && matches!(journal[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'-' | b'+')
+            {
+                i += 1;
+            }
+            continue;
+        }
+        out.push(journal[i]);
+        i += 1;
+    }
+    out
+}

@@ -206,3 +206,28 @@ fn store_errors_convert_to_core_errors_with_the_cause() {
         "{src}"
     );
 }
+
+#[test]
+fn trial_times_are_recorded_and_old_records_have_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::attach(dir.path()).unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for e in crate::common::trial_events(0, 2, false) {
+        store.append(&e).unwrap();
+    }
+    drop(store);
+    // A record written before times were recorded.
+    let journal = dir.path().join(slurptuna_store::JOURNAL_FILE);
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.push_str("{\"event\":\"asked\",\"trial\":1,\"params\":{\"x\":0.5}}\n");
+    std::fs::write(&journal, text).unwrap();
+    let h = slurptuna_store::read_history(dir.path()).unwrap();
+    let t = h.times(slurptuna_core::TrialNumber(0)).unwrap();
+    let (s, f) = (t.started.unwrap(), t.finished.unwrap());
+    assert!(before - 1.0 <= s && s <= f, "{t:?}");
+    assert!(h.times(slurptuna_core::TrialNumber(1)).is_none());
+    assert!(h.trial(slurptuna_core::TrialNumber(1)).is_some());
+}
