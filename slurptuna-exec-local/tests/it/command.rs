@@ -759,27 +759,6 @@ async fn dropping_the_evaluation_kills_the_command() {
     .await;
 }
 
-/// Processes that evaluated a slow seed of the suite (their pid is in the heartbeat file names)
-/// and still run.
-fn live_beaters(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir.join("heartbeats")) else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("beat-")?.split('-').next()?.parse().ok()
-        })
-        .collect();
-    pids.sort();
-    pids.dedup();
-    pids.into_iter()
-        .filter(|&p| process_is_running(p))
-        .map(|p| format!("command process {p}"))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_command_passes_the_executor_suite() {
     if !have_python("a_python_command_passes_the_executor_suite") {
@@ -800,7 +779,7 @@ async fn a_python_command_passes_the_executor_suite() {
                 .unwrap();
             let exec = ThreadExecutor::new(l.clone(), parallelism);
             let d = s.path().join(format!("p{parallelism}"));
-            let leftovers = || live_beaters(&d);
+            let leftovers = || crate::support::live_beaters(&d, "command process");
             let harness = ExecutorHarness {
                 leftovers: Some(&leftovers),
                 ..ExecutorHarness::new(&exec, &d)

@@ -17,28 +17,6 @@ async fn the_thread_executor_passes_the_executor_suite() {
     }
 }
 
-/// Worker processes that evaluated a slow seed (their pid is in the heartbeat file names) and
-/// are still alive.
-#[cfg(unix)]
-fn live_beaters(dir: &std::path::Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir.join("heartbeats")) else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("beat-")?.split('-').next()?.parse().ok()
-        })
-        .collect();
-    pids.sort();
-    pids.dedup();
-    pids.into_iter()
-        .filter(|&p| slurptuna_exec_local::process_is_running(p))
-        .map(|p| format!("worker process {p}"))
-        .collect()
-}
-
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_executor_passes_the_executor_suite() {
@@ -46,7 +24,7 @@ async fn the_process_executor_passes_the_executor_suite() {
     for workers in [1, 3] {
         let exec = crate::support::pool_with(suite_loss(), workers, &[]);
         let d = dir.path().join(format!("w{workers}"));
-        let leftovers = || live_beaters(&d);
+        let leftovers = || crate::support::live_beaters(&d, "worker process");
         let harness = ExecutorHarness {
             leftovers: Some(&leftovers),
             grace: Duration::from_secs(15),

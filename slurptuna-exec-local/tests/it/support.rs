@@ -101,3 +101,25 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     s
 }
+
+/// Processes that evaluated a slow seed of the executor suite (their pid is in the heartbeat file
+/// names) and still run, named `what <pid>`.
+#[cfg(unix)]
+pub(crate) fn live_beaters(dir: &std::path::Path, what: &str) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir.join("heartbeats")) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("beat-")?.split('-').next()?.parse().ok()
+        })
+        .collect();
+    pids.sort();
+    pids.dedup();
+    pids.into_iter()
+        .filter(|&p| slurptuna_exec_local::process_is_running(p))
+        .map(|p| format!("{what} {p}"))
+        .collect()
+}
