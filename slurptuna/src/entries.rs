@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::MultiProgress;
 use slurptuna_core::LossDefinition;
-use slurptuna_store::{create_versioned_dir, EntriesSummary, EntryLabel};
+use slurptuna_store::{create_versioned_dir, EntriesSummary};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
@@ -67,20 +67,7 @@ where
 {
     worker::dispatch(&opts.scheduler);
     let ids = owned(entry_ids);
-    if ids.is_empty() {
-        return Err(Error::option("entry_ids", "must not be empty"));
-    }
-    let labels = EntryLabel::assign(&ids).map_err(|e| Error::option("entry_ids", e.to_string()))?;
-    if opts.max_concurrent_entries == Some(0) {
-        return Err(Error::option(
-            "max_concurrent_entries",
-            "must be >= 1 when given (None means all)",
-        ));
-    }
-    if let Some(prefix) = &opts.run_name_prefix {
-        validate::check_dir_name("run_name_prefix", prefix)?;
-    }
-    let probe = opts.for_entry(0, &ids[0], opts.run_root.clone(), labels[0].as_str());
+    let (labels, probe) = validate::entries(&ids, &opts)?;
     let layout = Arc::new(validate::validate(loss, &probe)?);
 
     let call = Call::new(&probe, Some(MultiProgress::new()));

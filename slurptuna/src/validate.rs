@@ -158,3 +158,27 @@ pub(crate) fn check_dir_name(option: &'static str, name: &str) -> Result<RunName
         other => Error::Store(other),
     })
 }
+
+/// Checks `optimize_entries`' own options for `ids` and returns the entries' directory labels and
+/// the options of the first entry (every other option is checked on those). No side effects.
+pub(crate) fn entries(
+    ids: &[String],
+    opts: &crate::options::EntriesOptions,
+) -> Result<(Vec<slurptuna_store::EntryLabel>, RunOptions)> {
+    if ids.is_empty() {
+        return Err(Error::option("entry_ids", "must not be empty"));
+    }
+    let labels = slurptuna_store::EntryLabel::assign(ids)
+        .map_err(|e| Error::option("entry_ids", e.to_string()))?;
+    if opts.max_concurrent_entries == Some(0) {
+        return Err(Error::option(
+            "max_concurrent_entries",
+            "must be >= 1 when given (None means all)",
+        ));
+    }
+    if let Some(prefix) = &opts.run_name_prefix {
+        check_dir_name("run_name_prefix", prefix)?;
+    }
+    let probe = opts.for_entry(0, &ids[0], opts.run_root.clone(), labels[0].as_str());
+    Ok((labels, probe))
+}

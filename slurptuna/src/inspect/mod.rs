@@ -82,3 +82,12 @@ pub fn entries_of(dir: &Path) -> Result<Option<EntriesRun>> {
         .collect();
     Ok(Some(EntriesRun { summary, runs }))
 }
+
+mod jobs;
+mod views;
+
+pub use jobs::{job_states, parse_squeue, recorded_jobs, JobStates, TaskState};
+pub use views::{
+    best, format_runs, format_trials, is_finished, list_runs, show, show_with, to_csv, to_json,
+    trials, watch_frame, watch_frame_with, Best, RunLine, SortKey, StateFilter, TrialRow,
+};

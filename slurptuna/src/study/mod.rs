@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use slurptuna_core::{loss, validate_name, CoreError, LossDefinition};
 use slurptuna_exec_local::{CommandLoss, CommandSpec, LocalError};
-use slurptuna_store::EntryLabel;
 
 use crate::error::{Error, Result};
 use crate::options::{EntriesOptions, RunOptions};
@@ -239,21 +238,7 @@ impl StudyFile {
 
     /// What `optimize_entries` checks before it writes anything.
     fn check_entries(&self, ids: &[String], opts: &EntriesOptions) -> Result<()> {
-        let labels =
-            EntryLabel::assign(ids).map_err(|e| Error::option("entry_ids", e.to_string()))?;
-        if opts.max_concurrent_entries == Some(0) {
-            return Err(Error::option(
-                "max_concurrent_entries",
-                "must be >= 1 when given (false means all)",
-            ));
-        }
-        if let Some(prefix) = &opts.run_name_prefix {
-            validate::check_dir_name("run_name_prefix", prefix)?;
-        }
-        let (Some(id), Some(label)) = (ids.first(), labels.first()) else {
-            return Err(Error::option("entry_ids", "must not be empty"));
-        };
-        let probe = opts.for_entry(0, id, opts.run_root.clone(), label.as_str());
+        let (_, probe) = validate::entries(ids, opts)?;
         validate::check(&self.loss, &probe).map(drop)
     }
 

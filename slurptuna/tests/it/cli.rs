@@ -32,8 +32,11 @@ fn cli_lists_shows_and_prints_trials() {
         "{show}"
     );
     let trials = cli(&["trials".as_ref(), r.run_dir.as_os_str()]);
-    assert_eq!(trials.lines().count(), 5, "{trials}");
-    assert!(trials.lines().all(|l| l.contains("COMPLETE")), "{trials}");
+    assert_eq!(trials.lines().count(), 6, "a header and 5 trials: {trials}");
+    assert!(
+        trials.lines().skip(1).all(|l| l.contains("COMPLETE")),
+        "{trials}"
+    );
     let json = cli(&["trials".as_ref(), r.run_dir.as_os_str(), "--json".as_ref()]);
     for line in json.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();

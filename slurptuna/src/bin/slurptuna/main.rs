@@ -16,7 +16,10 @@ mod report;
 #[command(
     name = "slurptuna",
     version,
-    about = "Run studies from a study file and inspect run directories"
+    about = "Run studies from a study file and inspect run directories",
+    after_help = "Exit status: 0 success; 1 an error (the message says what to do); 2 a usage error.\n\
+                  Examples:\n  slurptuna run study.toml\n  slurptuna show runs/toy\n  \
+                  slurptuna report runs/toy -o report.html"
 )]
 struct Cli {
     #[command(subcommand)]
