@@ -117,6 +117,7 @@ mod fs_store;
 mod journal;
 mod lock;
 mod names;
+mod seed_values;
 mod sync;
 mod version;
 
@@ -127,6 +128,7 @@ pub use fs_store::{FsStore, META_FILE, SUMMARY_FILE};
 pub use journal::{read_history, LoadReport, JOURNAL_FILE, TRIALS_DIR};
 pub use lock::{host_name, LockHolder, LOCK_FILE};
 pub use names::{EntryLabel, RunName, MAX_NAME_LEN};
+pub use seed_values::read_seed_values;
 pub use sync::{SyncCounter, SyncPolicy, DEFAULT_SYNC_INTERVAL};
 pub use version::{create_versioned_dir, parse_version, versioned_name};
 

@@ -94,6 +94,23 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// An export (`slurptuna::export`) could not be written, or the run has nothing to export
+    /// in that format (e.g. `npy` of a run that kept no per-seed values).
+    #[error("cannot export to {}: {source}", path.display())]
+    Export {
+        /// The output file.
+        path: PathBuf,
+        /// Why (an I/O error, or a message as `std::io::Error::other`).
+        source: std::io::Error,
+    },
+    /// The HTML report could not be written (feature `report`).
+    #[error("cannot write the report {}: {source}; check that its folder exists and is writable", path.display())]
+    Report {
+        /// The report file, as given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The run was interrupted (Ctrl-C / SIGTERM); re-run the same command to resume.
     #[error("interrupted; the run in {run_dir} is saved: re-run the same command to resume")]
     Interrupted {

@@ -523,3 +523,72 @@ fn cancel_stops_the_jobs_of_a_distributed_run_and_a_rerun_resumes() {
     );
     assert!(queued(&run_dir).is_empty());
 }
+
+/// `(params, state)` of every trial of a run, in trial order (state with its value or reason).
+#[cfg(all(feature = "fixtures", feature = "slurm"))]
+fn run_sequence(run_dir: &Path) -> Vec<(String, String)> {
+    RunData::load(run_dir)
+        .unwrap()
+        .trials()
+        .map(|t| (t.params.to_json(), format!("{:?}", t.state)))
+        .collect()
+}
+
+#[test]
+#[cfg(all(feature = "fixtures", feature = "slurm"))]
+fn reading_a_live_distributed_run_never_fails_and_changes_nothing() {
+    if !crate::util::cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let study = |name: &str| {
+        let mut c = Command::new(crate::util::fixture("study"));
+        c.arg(dir.path())
+            .arg(name)
+            .arg("3")
+            .arg("slow")
+            .args(["n_seeds=16", "chunk=4", "poll=0.3", "mode=distributed"])
+            .current_dir(dir.path());
+        c
+    };
+    let run_dir = dir.path().join("watched");
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (done, run_dir) = (done.clone(), run_dir.clone());
+        std::thread::spawn(move || {
+            let (mut reads, mut saw_jobs) = (0u64, false);
+            while !done.load(Ordering::SeqCst) {
+                if run_dir.join("meta.json").is_file() {
+                    let data = RunData::load(&run_dir)
+                        .unwrap_or_else(|e| panic!("read {reads} failed: {e}"));
+                    let show = inspect::show(&data).unwrap();
+                    assert!(show.contains("trials"), "{show}");
+                    let _ = inspect::watch_frame(&data).unwrap();
+                    let _ = inspect::to_csv(&inspect::trials(&data, None, SortKey::Number));
+                    saw_jobs |= !inspect::recorded_jobs(&run_dir).unwrap().is_empty();
+                    reads += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (reads, saw_jobs)
+        })
+    };
+    let mut watched = study("watched");
+    let out = run_with_timeout(&mut watched, Duration::from_secs(240));
+    done.store(true, Ordering::SeqCst);
+    let (reads, saw_jobs) = reader.join().expect("no read failed");
+    assert_success(&watched, &out);
+    let mut alone = study("alone");
+    let out = run_with_timeout(&mut alone, Duration::from_secs(240));
+    assert_success(&alone, &out);
+    assert_eq!(
+        run_sequence(&run_dir),
+        run_sequence(&dir.path().join("alone")),
+        "a reader changed the run"
+    );
+    assert!(
+        reads > 10 && saw_jobs,
+        "{reads} reads, jobs seen: {saw_jobs}"
+    );
+    assert!(queued(&run_dir).is_empty());
+}

@@ -19,11 +19,23 @@ mod crash;
 mod distributed;
 /// optimize_entries: per-entry studies, labels, partial failure.
 mod entries;
+/// Exports: the Optuna journal opened by real optuna 5.0, npy read back by numpy (a venv under
+/// target/), CSV and JSON rows.
+#[cfg(feature = "export")]
+mod export;
+/// Reading runs (`slurptuna::inspect` and `slurptuna runs|show|trials|best|watch|cancel`): the
+/// quickstart's run, `watch` in a real terminal (tmux), reading while a controller writes.
+#[cfg(feature = "cli")]
+mod inspect;
 /// Run directories of the previous release resume to the same result.
 mod legacy;
 /// Worker processes (`use_processes`): a loss that aborts fails its trial only.
 #[cfg(feature = "fixtures")]
 mod processes;
+/// The HTML report: plots present and non-empty, best value and params in the page, loaded in
+/// headless Chromium (screenshot under target/), entries runs, PED-ANOVA against optuna 5.0.
+#[cfg(feature = "report")]
+mod report;
 /// Resume: totals, same sequence as an uninterrupted run, refused on mismatch, locks.
 mod resume;
 /// Determinism, explicit seeds, concurrency, failures, no completed trial.
