@@ -300,7 +300,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     writeln!(r, "## Per trial, beyond the sampler and the store\n")?;
     writeln!(
         r,
-        "The same study (300 trials × 10 seeds, TPE, durable run directory, one worker) through `optimize_run` in one process, timed in the steady state (first ask to last), with the loss in Rust and as the Python command: {:.3} ms and {:.3} ms per trial; the command (a request, 10 replies, the hand-off to a blocking thread and back) adds {:.3} ms per trial (target ≤ 0.5 ms: {}).\n",
+        "The same study (300 trials × 10 seeds, TPE, durable run directory, one worker) through `optimize_run` in one process, timed in the steady state (first ask to last), with the loss in Rust and as the Python command: {:.3} ms and {:.3} ms per trial; the command (a request and its 10 replies) adds {:.3} ms per trial (target ≤ 0.5 ms: {}).\n",
         rust_trial * 1e3,
         command_trial * 1e3,
         beyond * 1e3,
