@@ -437,12 +437,13 @@ imp = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
 print(json.dumps({"version": optuna.__version__, "importances": imp}))
 "#;
 
-/// A Python with optuna: `SLURPTUNA_OPTUNA_PYTHON`, or a venv under target/.
+/// A Python with optuna: `SLURPTUNA_OPTUNA_PYTHON`, or a venv under target/ (`test-venv` is the
+/// one CI makes and the export tests create).
 fn optuna_python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SLURPTUNA_OPTUNA_PYTHON") {
         return Some(PathBuf::from(p));
     }
-    ["bench-venv", "optuna-venv", "export-venv"]
+    ["test-venv", "bench-venv", "optuna-venv", "export-venv"]
         .iter()
         .map(|v| target_dir().join(v).join("bin/python"))
         .find(|p| {
@@ -458,7 +459,7 @@ fn optuna_python() -> Option<PathBuf> {
 fn ped_anova_matches_live_optuna() {
     let Some(python) = optuna_python() else {
         if ci() {
-            panic!("CI=true but no Python with optuna: create target/optuna-venv with `pip install optuna==5.0.0` or set SLURPTUNA_OPTUNA_PYTHON");
+            panic!("CI=true but no Python with optuna: create target/test-venv with `pip install optuna==5.0.0 numpy` (.ci/run does) or set SLURPTUNA_OPTUNA_PYTHON");
         }
         eprintln!("SKIPPED ped_anova_matches_live_optuna: no venv with optuna under target/ (or SLURPTUNA_OPTUNA_PYTHON)");
         return;
