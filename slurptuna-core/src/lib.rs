@@ -47,6 +47,7 @@ pub mod json;
 mod loss;
 mod mode;
 mod params;
+pub mod racing;
 mod sampler;
 mod seeds;
 mod space;
