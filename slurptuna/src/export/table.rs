@@ -8,6 +8,7 @@ use slurptuna_core::ParamValue;
 
 use super::{summarize, utc, write_atomic, Study};
 use crate::error::Result;
+use crate::inspect::{csv_field, param_text};
 
 const COLUMNS: [&str; 8] = [
     "number", "state", "value", "stderr", "n_seeds", "start", "end", "reason",
@@ -24,23 +25,6 @@ fn param_names(studies: &[Study]) -> Vec<String> {
         }
     }
     names
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn param_text(v: &ParamValue) -> String {
-    match v {
-        ParamValue::Bool(b) => b.to_string(),
-        ParamValue::Int(i) => i.to_string(),
-        ParamValue::Float(x) => x.to_string(),
-        ParamValue::Str(s) => s.clone(),
-    }
 }
 
 fn num_text(x: Option<f64>) -> String {

@@ -85,6 +85,8 @@ pub fn entries_of(dir: &Path) -> Result<Option<EntriesRun>> {
 
 mod jobs;
 mod views;
+#[cfg(feature = "export")]
+pub(crate) use views::{csv_field, param_text};
 
 pub use jobs::{job_states, parse_squeue, recorded_jobs, JobStates, TaskState};
 pub use views::{

@@ -316,7 +316,7 @@ pub fn to_json(rows: &[TrialRow]) -> String {
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -324,7 +324,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn param_text(v: &ParamValue) -> String {
+/// A parameter value as a CSV cell (strings unquoted).
+pub(crate) fn param_text(v: &ParamValue) -> String {
     match v {
         ParamValue::Str(s) => s.clone(),
         other => other.to_string(),
