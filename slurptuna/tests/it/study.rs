@@ -838,3 +838,32 @@ progress = false
     );
     assert_no_commands_left(&study_dir);
 }
+
+#[test]
+fn the_awk_loss_of_the_readme_recovers_its_truth() {
+    let (_dir, study_dir) = example("shell");
+    let file = StudyFile::load(
+        study_dir.join("study.toml"),
+        &[
+            "run.progress=false".to_string(),
+            "loss.batch_timeout_seconds=60".to_string(),
+        ],
+    )
+    .expect("loads");
+    let StudyOutcome::Run(r) = file.run().expect("runs") else {
+        panic!("a study without [entries] is one run")
+    };
+    assert_eq!(r.n_complete, 30);
+    let alpha = r.best_params.f64("alpha").expect("alpha");
+    assert!((alpha - 0.3).abs() < 0.1, "alpha = {alpha}");
+    // The values are the awk formula's, for the seeds of the study (0..20).
+    let want = (0..20)
+        .map(|s| (alpha - 0.3).powi(2) + s as f64 * 1e-4)
+        .sum::<f64>()
+        / 20.0;
+    assert!(
+        (r.best_value - want).abs() < 1e-12,
+        "{} vs {want}",
+        r.best_value
+    );
+}
