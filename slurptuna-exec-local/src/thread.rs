@@ -15,19 +15,17 @@ use crate::error::LocalError;
 /// The longest a chunk may have taken for the next one to be evaluated inline (see
 /// [`ThreadExecutor`]).
 const INLINE_CHUNK_BUDGET: Duration = Duration::from_micros(200);
-/// The same for a batch loss (a command): its chunk is mostly a wait for the other process, and
-/// two thread hand-offs would cost as much as the round trip itself.
-const INLINE_BATCH_BUDGET: Duration = Duration::from_millis(1);
 
 /// Evaluates a trial's chunks one after another, each over `worker_parallelism` threads with
 /// [`evaluate_chunk`], on a blocking thread so the async runtime stays free.
 ///
 /// A loss that takes microseconds is not worth a thread hand-off per chunk: with
 /// `worker_parallelism = 1`, once a chunk of this loss has been seen to take less than
-/// 200 µs (1 ms for a batch loss such as a command, whose chunk is mostly a round trip to its
-/// process), later chunks are evaluated inline on the calling task (a chunk that turns out
+/// 200 µs, later chunks are evaluated inline on the calling task (a chunk that turns out
 /// slower sends the next ones back to a blocking thread). Values are the same either way: the
-/// same routine evaluates them.
+/// same routine evaluates them. A batch loss (a command) always runs on a blocking thread: it
+/// waits on another process, and a command that hangs must not hold the task that would see a
+/// Ctrl-C and cancel it.
 ///
 /// Several `evaluate` calls may run at once. Dropping an `evaluate` future sets the cancel flag
 /// of its evaluation: no seed starts after that (a seed already running finishes on its own).
@@ -76,13 +74,11 @@ impl ThreadExecutor {
 impl ThreadExecutor {
     /// Whether the next chunk is evaluated on the calling task (see the type's documentation).
     fn inline(&self) -> bool {
-        let budget = if self.loss.is_batch() {
-            INLINE_BATCH_BUDGET
-        } else {
-            INLINE_CHUNK_BUDGET
-        };
+        // Never a batch loss (a command): it waits on another process, and a command that hangs
+        // must not hold the task that would see a Ctrl-C and cancel it.
         self.worker_parallelism == 1
-            && self.last_chunk_nanos.load(Ordering::Relaxed) < budget.as_nanos() as u64
+            && !self.loss.is_batch()
+            && self.last_chunk_nanos.load(Ordering::Relaxed) < INLINE_CHUNK_BUDGET.as_nanos() as u64
     }
 
     async fn on_blocking_thread(

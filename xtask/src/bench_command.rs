@@ -253,7 +253,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let per_seed = (many - few).max(0.0) / (200.0 * 100.0);
     let loss_alone = python_loss_seconds(&python)?;
     let overhead = (per_seed - loss_alone).max(0.0);
-    let (rust_trial, command_trial) = per_trial_beyond_sampler_and_store(&python, &work)?;
+    // Median of three: the round trip to another process is at the mercy of the scheduler.
+    let mut pairs: Vec<(f64, f64)> = (0..3)
+        .map(|_| per_trial_beyond_sampler_and_store(&python, &work))
+        .collect::<Result<_>>()?;
+    pairs.sort_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)));
+    let (rust_trial, command_trial) = pairs[1];
     let beyond = (command_trial - rust_trial).max(0.0);
 
     let mut r = String::new();
@@ -300,7 +305,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     writeln!(r, "## Per trial, beyond the sampler and the store\n")?;
     writeln!(
         r,
-        "The same study (300 trials × 10 seeds, TPE, durable run directory, one worker) through `optimize_run` in one process, timed in the steady state (first ask to last), with the loss in Rust and as the Python command: {:.3} ms and {:.3} ms per trial; the command (a request and its 10 replies) adds {:.3} ms per trial (target ≤ 0.5 ms: {}).\n",
+        "The same study (300 trials × 10 seeds, TPE, durable run directory, one worker) through `optimize_run` in one process, timed in the steady state (first ask to last), with the loss in Rust and as the Python command (the run with the median difference of three): {:.3} ms and {:.3} ms per trial; the command (a request, its 10 replies, the hand-off to a blocking thread and back) adds {:.3} ms per trial (target ≤ 0.5 ms: {}).\n",
         rust_trial * 1e3,
         command_trial * 1e3,
         beyond * 1e3,
