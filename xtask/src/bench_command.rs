@@ -15,19 +15,19 @@
 //! file written). A debug build re-runs itself in release first.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{project_root, run_cmd};
+use crate::util::project_root;
 
 const TARGET_RATIO: f64 = 20.0;
 const TARGET_SEED_US: f64 = 20.0;
 
 /// The loss of both sides, as a protocol command (the Python original's version is in
-/// `bench/command/py_original.py`; their arithmetic is the same).
+/// `bench/py_single.py`, loss `toy2`; their arithmetic is the same).
 const MODEL: &str = r#"import json, sys
 
 def loss(p, seed):
@@ -105,41 +105,6 @@ fn ours(bin: &Path, python: &Path, work: &Path, n_trials: u64, n_seeds: u64) -> 
         bail!("slurptuna run completed {complete} of {n_trials} trials: {v}");
     }
     Ok(wall)
-}
-
-/// The Python original on the same loss: (whole process, optimize_run only) seconds.
-fn original(python: &Path, work: &Path, n_trials: u64, n_seeds: u64) -> Result<(f64, f64)> {
-    let script = project_root()
-        .join("bench")
-        .join("command")
-        .join("py_original.py");
-    let root = work.join("original-runs");
-    let _ = std::fs::remove_dir_all(&root);
-    let t = Instant::now();
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(&root)
-        .arg(n_trials.to_string())
-        .arg(n_seeds.to_string())
-        .current_dir(work)
-        .output()
-        .with_context(|| format!("starting {}", python.display()))?;
-    let wall = t.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!(
-            "py_original.py failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let line = out
-        .stdout
-        .split(|&b| b == b'\n')
-        .rev()
-        .find(|l| l.starts_with(b"{"))
-        .context("py_original.py printed no report")?;
-    let v: serde_json::Value = serde_json::from_slice(line)?;
-    Ok((wall, v["seconds"].as_f64().context("no seconds")?))
 }
 
 /// Seconds of the loss's own arithmetic per seed, in Python alone.
@@ -227,27 +192,15 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return crate::util::rerun_bench_in_release("command", args);
     }
     let root = project_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_cmd(Command::new(&cargo).current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "slurptuna",
-        "--bin",
-        "slurptuna",
-    ]))?;
-    let bin: PathBuf = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release")
-        .join("slurptuna");
+    let bin = crate::util::build_release("--bin", "slurptuna")?;
     let python = crate::bench_slurm::python_venv(&root)?;
     let work = root.join("target").join("bench-command");
     std::fs::create_dir_all(&work)?;
     let n_trials = if quick { 200 } else { 1000 };
 
     let ours_wall = ours(&bin, &python, &work, n_trials, 10)?;
-    let (orig_wall, orig_call) = original(&python, &work, n_trials, 10)?;
+    let (orig_wall, orig_call) =
+        crate::bench_product::original_single(&python, &work, "toy2", n_trials, 10)?;
     let few = ours(&bin, &python, &work, 200, 10)?;
     let many = ours(&bin, &python, &work, 200, 110)?;
     let per_seed = (many - few).max(0.0) / (200.0 * 100.0);

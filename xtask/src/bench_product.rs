@@ -380,21 +380,28 @@ fn rustuna(python: &Path, ns: &[u64]) -> Result<Vec<f64>> {
         .collect())
 }
 
-/// The Python original's SINGLE-mode run of the benchmark loss: seconds for `n_trials` × `n_seeds`.
-fn original_single(python: &Path, work: &Path, n_trials: u64, n_seeds: u64) -> Result<f64> {
-    let script = project_root()
-        .join("bench")
-        .join("product")
-        .join("py_single.py");
+/// The Python original (slurptuna 0.0.7) in SINGLE mode on `loss` of `bench/py_single.py`
+/// (`sphere10` or `toy2`): (whole process, its `optimize_run` call alone) seconds.
+pub(crate) fn original_single(
+    python: &Path,
+    work: &Path,
+    loss: &str,
+    n_trials: u64,
+    n_seeds: u64,
+) -> Result<(f64, f64)> {
+    let script = project_root().join("bench").join("py_single.py");
     let root = work.join("python-original");
     let _ = std::fs::remove_dir_all(&root);
     let mut cmd = Command::new(python);
     cmd.arg(&script)
+        .arg(loss)
         .arg(&root)
         .arg(n_trials.to_string())
         .arg(n_seeds.to_string())
         .current_dir(work);
+    let t = Instant::now();
     let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    let wall = t.elapsed().as_secs_f64();
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -405,7 +412,10 @@ fn original_single(python: &Path, work: &Path, n_trials: u64, n_seeds: u64) -> R
             .find(|l| l.starts_with(b"{"))
             .context("py_single.py printed no report")?,
     )?;
-    v["seconds"].as_f64().context("py_single.py: no seconds")
+    Ok((
+        wall,
+        v["seconds"].as_f64().context("py_single.py: no seconds")?,
+    ))
 }
 
 /// Builds the slow-fsync shim into `target/`.
@@ -560,7 +570,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 &Wrap::None,
             )?
             .seconds;
-            let original = original_single(&orig_py, &work, 1000, 10)?;
+            let (_, original) = original_single(&orig_py, &work, "sphere10", 1000, 10)?;
             writeln!(
                 report,
                 "## SINGLE mode, 1,000 trials × 10 seeds, from scratch\n"

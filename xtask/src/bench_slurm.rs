@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{project_root, run_cmd};
+use crate::util::{build_release, project_root, run_cmd, target_dir};
 
 const N_SEEDS: u64 = 40;
 const CHUNK_SIZE: u64 = 10;
@@ -43,12 +43,6 @@ fn parse_args(args: &[String]) -> Result<Args> {
         bail!("--trials and --poll must be > 0");
     }
     Ok(a)
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"))
 }
 
 fn stdout_of(cmd: &mut Command) -> Result<String> {
@@ -155,16 +149,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     let root = project_root();
     let target = target_dir();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_cmd(Command::new(&cargo).current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "slurptuna",
-        "--example",
-        "slurm_bench",
-    ]))?;
-    let rust_bin = target.join("release").join("examples").join("slurm_bench");
+    let rust_bin = build_release("--example", "slurm_bench")?;
     let python = python_venv(&root)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -44,3 +44,29 @@ pub(crate) fn rerun_bench_in_release(bench: &str, args: &[String]) -> Result<()>
             .args(args),
     )
 }
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, else `target/` in the workspace).
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// Builds a program of the `slurptuna` package in release (`kind`: `"--bin"` or `"--example"`)
+/// and returns its path.
+pub(crate) fn build_release(kind: &str, name: &str) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_cmd(Command::new(cargo).current_dir(project_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "slurptuna",
+        kind,
+        name,
+    ]))?;
+    let release = target_dir().join("release");
+    Ok(match kind {
+        "--example" => release.join("examples").join(name),
+        _ => release.join(name),
+    })
+}
