@@ -300,12 +300,28 @@ fn read_values(
     c: &PendingChunk,
     r: &ValuesRef,
 ) -> std::result::Result<Vec<f64>, String> {
-    let path = values_path(run_dir, c.trial, c.chunk, &c.key);
+    if r.len != c.stats.count() {
+        return Err("the sidecar's length differs from the chunk's seed count".to_string());
+    }
+    read_sidecar(run_dir, c.trial, c.chunk, &c.key, r.len, &r.fnv)
+}
+
+/// Reads the per-seed values sidecar of `(trial, chunk, key)` and checks it against the length
+/// and FNV hash its journal record names.
+pub(crate) fn read_sidecar(
+    run_dir: &Path,
+    trial: TrialNumber,
+    chunk: ChunkIndex,
+    key: &str,
+    len: u64,
+    fnv: &str,
+) -> std::result::Result<Vec<f64>, String> {
+    let path = values_path(run_dir, trial, chunk, key);
     let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() as u64 != r.len.saturating_mul(8) || r.len != c.stats.count() {
+    if bytes.len() as u64 != len.saturating_mul(8) {
         return Err(format!("{}: wrong length", path.display()));
     }
-    if fingerprint_hex(&bytes) != r.fnv {
+    if fingerprint_hex(&bytes) != fnv {
         return Err(format!("{}: hash mismatch", path.display()));
     }
     Ok(bytes

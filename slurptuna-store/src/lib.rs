@@ -128,7 +128,7 @@ pub use fs_store::{FsStore, META_FILE, SUMMARY_FILE};
 pub use journal::{read_history, LoadReport, JOURNAL_FILE, TRIALS_DIR};
 pub use lock::{host_name, LockHolder, LOCK_FILE};
 pub use names::{EntryLabel, RunName, MAX_NAME_LEN};
-pub use seed_values::read_seed_values;
+pub use seed_values::{read_all_seed_values, read_seed_values, SeedValues};
 pub use sync::{SyncCounter, SyncPolicy, DEFAULT_SYNC_INTERVAL};
 pub use version::{create_versioned_dir, parse_version, versioned_name};
 

@@ -11,10 +11,10 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use serde::Deserialize;
-use slurptuna_core::{fingerprint_hex, ChunkIndex, TrialNumber};
+use slurptuna_core::{ChunkIndex, TrialNumber};
 
 use crate::error::{Result, StoreError};
-use crate::journal::{trial_dir_path, JOURNAL_FILE};
+use crate::journal::{read_sidecar, JOURNAL_FILE};
 
 /// The fields of a `chunk_done` record this reader needs; other records fail to match.
 #[derive(Deserialize)]
@@ -32,60 +32,48 @@ struct ValuesLine {
     fnv: String,
 }
 
-/// The per-seed values of `trial` in the run at `run_dir`, per chunk in chunk order
-/// (`(chunk, values)`; the chunk's seeds are `seed_start + chunk * chunk_size ..`).
-///
-/// Only chunks whose values were kept (`keep_seed_values`) and whose sidecar is intact are
-/// returned; a run without a journal, or a trial without kept values, gives an empty list.
-/// When a chunk was recorded more than once (a resumed trial), the last record wins.
+/// Per chunk (in chunk order), the per-seed values stored for `trial` in the run at `run_dir`
+/// (kept with `keep_seed_values`), read without the run lock. A chunk recomputed on resume keeps
+/// its last record; a sidecar that is missing, or whose length or hash does not match its record,
+/// is left out; a torn last journal line is skipped.
 pub fn read_seed_values(run_dir: &Path, trial: TrialNumber) -> Result<Vec<(ChunkIndex, Vec<f64>)>> {
+    Ok(read_all_seed_values(run_dir)?
+        .remove(&trial)
+        .unwrap_or_default())
+}
+
+/// [`read_seed_values`] for every trial at once, in one pass over the journal.
+pub fn read_all_seed_values(run_dir: &Path) -> Result<SeedValues> {
     let path = run_dir.join(JOURNAL_FILE);
     let file = match fs::File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(StoreError::io("open the journal", &path, e)),
     };
-    let mut refs: BTreeMap<ChunkIndex, (String, ValuesLine)> = BTreeMap::new();
+    let mut refs: BTreeMap<(TrialNumber, ChunkIndex), (String, ValuesLine)> = BTreeMap::new();
     for line in BufReader::new(file).split(b'\n') {
         let line = line.map_err(|e| StoreError::io("read the journal", &path, e))?;
         let Ok(rec) = serde_json::from_slice::<ChunkLine>(&line) else {
             continue;
         };
-        if rec.event != "chunk_done" || rec.trial != trial {
+        if rec.event != "chunk_done" {
             continue;
         }
         if let (Some(chunk), Some(key), Some(values)) = (rec.chunk, rec.key, rec.values) {
-            refs.insert(chunk, (key, values));
+            refs.insert((rec.trial, chunk), (key, values));
         }
     }
-    let dir = trial_dir_path(run_dir, trial).join("seed_values");
-    let mut out = Vec::with_capacity(refs.len());
-    for (chunk, (key, r)) in refs {
-        let file = dir.join(format!(
-            "chunk_{:05}_{}.f64",
-            chunk.0,
-            fingerprint_hex(key.as_bytes())
-        ));
-        let bytes = match fs::read(&file) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(StoreError::io("read a seed-value sidecar", &file, e)),
-        };
-        if bytes.len() as u64 != r.len.saturating_mul(8) || fingerprint_hex(&bytes) != r.fnv {
-            continue;
+    let mut out = SeedValues::new();
+    for ((trial, chunk), (key, r)) in refs {
+        if let Ok(values) = read_sidecar(run_dir, trial, chunk, &key, r.len, &r.fnv) {
+            out.entry(trial).or_default().push((chunk, values));
         }
-        let values = bytes
-            .chunks_exact(8)
-            .map(|b| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                f64::from_le_bytes(a)
-            })
-            .collect();
-        out.push((chunk, values));
     }
     Ok(out)
 }
+
+/// Per trial, per chunk in chunk order, the stored per-seed values.
+pub type SeedValues = BTreeMap<TrialNumber, Vec<(ChunkIndex, Vec<f64>)>>;
 
 #[cfg(test)]
 mod tests {

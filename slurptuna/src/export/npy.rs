@@ -84,8 +84,9 @@ fn write_study(study: &Study, files: &NpyFiles) -> Result<()> {
         .map_err(|_| invalid(out, "too many seeds".to_string()))?;
     let mut matrix = Array2::<f64>::from_elem((trials.len(), n_seeds), f64::NAN);
     let mut any = false;
+    let mut stored = slurptuna_store::read_all_seed_values(&study.data.run_dir)?;
     for (row, number) in trials.iter().enumerate() {
-        for (chunk, v) in slurptuna_store::read_seed_values(&study.data.run_dir, *number)? {
+        for (chunk, v) in stored.remove(number).unwrap_or_default() {
             let positions = layout.chunk_positions(chunk);
             if positions.end - positions.start != v.len() as u64 {
                 continue;
