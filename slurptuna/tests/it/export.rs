@@ -31,13 +31,11 @@ fn make_venv() -> Option<PathBuf> {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_python {
-        let required = std::env::var("CI").as_deref() == Ok("true")
-            || std::env::var("SLURPTUNA_TEST_PYTHON").as_deref() == Ok("1");
-        if required {
-            panic!("python3 is needed for the export tests (CI=true or SLURPTUNA_TEST_PYTHON=1): install python3 with venv support");
-        }
-        eprintln!("SKIPPED: no python3; the Optuna / numpy checks of the exports did not run (set SLURPTUNA_TEST_PYTHON=1 to require them)");
+    if !crate::util::present(
+        has_python,
+        "python3",
+        "install python3 with venv support for the Optuna / numpy checks of the exports",
+    ) {
         return None;
     }
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");

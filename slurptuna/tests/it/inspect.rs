@@ -330,15 +330,7 @@ fn tmux_available() -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("tmux is not installed (CI=true): install it (apt-get install tmux)");
-        }
-        eprintln!(
-            "SKIPPED: tmux is not installed (`tmux -V` fails): install it to run the watch test"
-        );
-    }
-    ok
+    crate::util::present(ok, "tmux", "apt-get install tmux, to run the watch test")
 }
 
 #[cfg(feature = "fixtures")]

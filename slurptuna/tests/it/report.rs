@@ -15,10 +15,6 @@ fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
 
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 /// A bowl with a float, a log float, an int and a categorical; one param value fails.
 fn lab_loss() -> LossDefinition {
     loss("report-bowl")
@@ -214,13 +210,11 @@ fn chromium() -> Option<PathBuf> {
 
 #[test]
 fn report_renders_in_headless_chromium() {
-    let Some(chrome) = chromium() else {
-        if ci() {
-            panic!("CI=true but chromium is not installed: `apt-get install -y chromium`");
-        }
-        eprintln!("SKIPPED report_renders_in_headless_chromium: no chromium (apt-get install -y chromium)");
+    let chrome = chromium();
+    if !crate::util::present(chrome.is_some(), "chromium", "apt-get install -y chromium") {
         return;
-    };
+    }
+    let Some(chrome) = chrome else { return };
     let dir = tempfile::tempdir().unwrap();
     let r = run_study(dir.path());
     let keep = target_dir().join("report-test");
@@ -457,13 +451,15 @@ fn optuna_python() -> Option<PathBuf> {
 
 #[test]
 fn ped_anova_matches_live_optuna() {
-    let Some(python) = optuna_python() else {
-        if ci() {
-            panic!("CI=true but no Python with optuna: create target/test-venv with `pip install optuna==5.0.0 numpy` (.ci/run does) or set SLURPTUNA_OPTUNA_PYTHON");
-        }
-        eprintln!("SKIPPED ped_anova_matches_live_optuna: no venv with optuna under target/ (or SLURPTUNA_OPTUNA_PYTHON)");
+    let python = optuna_python();
+    if !crate::util::present(
+        python.is_some(),
+        "a python venv with optuna",
+        "create target/test-venv with `pip install optuna==5.0.0 numpy` (.ci/run does) or set SLURPTUNA_OPTUNA_PYTHON",
+    ) {
         return;
-    };
+    }
+    let Some(python) = python else { return };
     let (space, trials) = reference_trials();
     let data = serde_json::json!({
         "space": space.iter().map(|(n, d)| (n.to_string(), serde_json::to_value(d).unwrap())).collect::<Vec<_>>(),

@@ -26,15 +26,11 @@ fn python() -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if !found {
-        let required = std::env::var("CI").as_deref() == Ok("true")
-            || std::env::var("SLURPTUNA_TEST_PYTHON").as_deref() == Ok("1");
-        if required {
-            panic!("python3 not found, and CI=true or SLURPTUNA_TEST_PYTHON=1 requires it");
-        }
-        eprintln!("skipped: python3 not found");
-    }
-    found
+    crate::util::present(
+        found,
+        "python3",
+        "install python3 to run the study-file tests",
+    )
 }
 
 /// A copy of `examples/studies/<name>` in a fresh temporary folder (so runs go there).

@@ -124,3 +124,21 @@ pub(crate) fn cluster() -> bool {
     }
     up
 }
+
+/// Whether a test may run without `what`: on a laptop it prints a visible skip (`how` says how to
+/// get it) and returns false; where it is required (`CI=true`, or `SLURPTUNA_TEST_PYTHON=1` for
+/// Python) it panics. Returns true when `found`.
+#[allow(dead_code)]
+pub(crate) fn present(found: bool, what: &str, how: &str) -> bool {
+    if found {
+        return true;
+    }
+    let required = std::env::var("CI").as_deref() == Ok("true")
+        || (what.contains("python")
+            && std::env::var("SLURPTUNA_TEST_PYTHON").as_deref() == Ok("1"));
+    if required {
+        panic!("{what} is required here (CI=true or SLURPTUNA_TEST_PYTHON=1) but missing: {how}");
+    }
+    eprintln!("SKIPPED: {what} is missing ({how})");
+    false
+}
