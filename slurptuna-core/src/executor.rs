@@ -193,15 +193,28 @@ pub enum ExecError {
     Fatal(#[from] CoreError),
 }
 
+/// What a [`ChunkSink`] tells the executor after taking a chunk result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "an executor must stop the trial's other chunks on `Delivery::Stop`"]
+pub enum Delivery {
+    /// Keep evaluating the trial's other chunks.
+    Continue,
+    /// The trial is decided (a seed race pruned it): stop its other chunks now — drop queued
+    /// work, stop running work without delivering it (cancel its jobs, whatever the keep-jobs
+    /// setting says: they are no longer wanted) — and return `Ok(())` from `evaluate`.
+    Stop,
+}
+
 /// Receives chunk results as they land, so they are stored before the trial finishes.
 pub trait ChunkSink: Send + Sync {
-    /// Called once per finished chunk. An error stops the evaluation with [`ExecError::Fatal`].
+    /// Called once per finished chunk. An error stops the evaluation with [`ExecError::Fatal`];
+    /// [`Delivery::Stop`] ends it early (see [`Executor`]'s contract).
     fn chunk_done(
         &self,
         trial: TrialNumber,
         chunk: ChunkIndex,
         result: ChunkResult,
-    ) -> Result<(), CoreError>;
+    ) -> Result<Delivery, CoreError>;
 }
 
 /// Evaluates the seeds of trials.
@@ -209,6 +222,11 @@ pub trait ChunkSink: Send + Sync {
 /// # Contract
 /// - `evaluate` runs every chunk in `job.chunks` and hands each result to `sink` exactly once,
 ///   as soon as it is known (any order). It returns `Ok(())` when all of them were delivered.
+/// - Chunks are started in the order of `job.chunks` as far as the backend allows (a seed
+///   race's plan order: the prefix decides).
+/// - When `sink` answers [`Delivery::Stop`], `evaluate` stops every other chunk of the trial
+///   (queued ones never start, running ones are stopped and never delivered; batch jobs are
+///   cancelled even when the executor keeps jobs on interrupt) and returns `Ok(())`.
 /// - `Err(ExecError::Trial)` means the trial cannot produce a value after whatever retries the
 ///   backend does; chunks delivered before that stay valid. `Err(ExecError::Fatal)` stops the run.
 /// - Several `evaluate` calls may run at once (`max_concurrent_trials`); results are tied to

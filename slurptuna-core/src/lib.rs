@@ -66,7 +66,8 @@ pub use backend::{
 pub use error::{BoxError, CoreError, Result};
 pub use evaluate::{evaluate_chunk, evaluate_seeds, ChunkResult, SeedFailure, SeedTask};
 pub use executor::{
-    chunk_key, ChunkSink, ExecError, Executor, FailureKind, TrialFailure, TrialJob, TrialKeys,
+    chunk_key, ChunkSink, Delivery, ExecError, Executor, FailureKind, TrialFailure, TrialJob,
+    TrialKeys,
 };
 pub use hash::{fingerprint_hex, Fnv64};
 pub use loss::{
@@ -84,7 +85,7 @@ pub use store::{
     TrialTimes,
 };
 pub use time::format_utc;
-pub use trial::{ChunkIndex, ChunkKey, TrialNumber, TrialRecord, TrialState};
+pub use trial::{ChunkIndex, ChunkKey, RaceOutcome, TrialNumber, TrialRecord, TrialState};
 
 /// Version of the run-directory format written by this release.
 pub const RUN_FORMAT_VERSION: u32 = 1;

@@ -29,9 +29,15 @@
 //! knows no options file. The caller chooses the control, the threshold (the live best COMPLETE
 //! value) and when to look (at chunk boundaries of the prefix).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use crate::error::{CoreError, Result};
 use crate::hash::Fnv64;
 use crate::mode::Direction;
+use crate::seeds::{SeedLayout, SeedList};
+use crate::stats::SeedStats;
+use crate::trial::{ChunkIndex, RaceOutcome, TrialNumber};
 
 /// Default false-elimination level α of a race.
 pub const DEFAULT_ALPHA: f64 = 0.01;
@@ -591,6 +597,315 @@ impl RaceState {
             Decision::Continue
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The race of one trial: plan, prefix and looks
+// ---------------------------------------------------------------------------------------------
+
+/// The control of a race: a COMPLETE trial and its per-seed losses on every seed of the study,
+/// in the order of the study's seed list (not the control's own plan order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Control {
+    /// The control trial.
+    pub trial: TrialNumber,
+    /// Its exact mean over all seeds (its value).
+    pub mean: f64,
+    /// Its loss on each seed, by position in the study's seed list.
+    pub values: Arc<[f64]>,
+}
+
+/// One trial's plan: the order in which its seeds are evaluated (census stratum first, then a
+/// permutation keyed by (random seed, entry, trial number)), cut into the study's chunks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RacePlan {
+    order: Vec<usize>,
+    census: usize,
+}
+
+impl RacePlan {
+    /// The plan of trial `trial` (of entry `entry`, in a study with sampler seed `random_seed`)
+    /// racing against `control` over the seeds of `base`.
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidOption`] (`racing.plan`) when the control's values do not cover
+    /// `base`'s seeds.
+    pub fn new(
+        config: &RaceConfig,
+        base: &SeedLayout,
+        control: &Control,
+        key: (u64, Option<&str>, TrialNumber),
+    ) -> Result<Self> {
+        let n = base.n_seeds() as usize;
+        let census = config.census_size(base.n_seeds());
+        let positions: Vec<u64> = (0..base.n_seeds()).collect();
+        if control.values.len() != n {
+            return Err(CoreError::option(
+                "racing.plan",
+                format!(
+                    "the control (trial {}) has {} per-seed values for {n} seeds",
+                    control.trial,
+                    control.values.len()
+                ),
+            ));
+        }
+        let order = seed_order(
+            &positions,
+            &control.values,
+            control.mean,
+            (key.0, key.1, key.2 .0),
+            census,
+        )?;
+        Ok(RacePlan { order, census })
+    }
+
+    /// Plan position → position in the study's seed list.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// The size C of the census stratum (the first C seeds of the plan).
+    pub fn census(&self) -> usize {
+        self.census
+    }
+
+    /// The trial's seed layout: `base`'s seeds in plan order, in chunks of `base`'s size, so chunk
+    /// j (Slurm array index j) holds plan positions j·chunk_size.. .
+    ///
+    /// # Errors
+    /// As [`SeedLayout::new`].
+    pub fn layout(&self, base: &SeedLayout) -> Result<SeedLayout> {
+        let seeds: Arc<[u64]> = self
+            .order
+            .iter()
+            .map(|&i| base.seeds().get(i as u64))
+            .collect();
+        SeedLayout::new(SeedList::Explicit { seeds }, base.chunk_size())
+    }
+
+    /// Values in plan order → values in the order of the study's seed list.
+    pub fn to_base_order(&self, plan_values: &[f64]) -> Vec<f64> {
+        let mut out = vec![f64::NAN; self.order.len()];
+        for (&i, &v) in self.order.iter().zip(plan_values) {
+            out[i] = v;
+        }
+        out
+    }
+}
+
+/// One trial's race in progress: chunks arrive in any order; the rule looks only at the
+/// contiguous prefix of the plan, at each chunk boundary, so completion order cannot change a
+/// decision.
+#[derive(Clone, Debug)]
+pub struct Race {
+    state: RaceState,
+    control: TrialNumber,
+    control_in_plan: Vec<f64>,
+    chunk_size: u64,
+    direction: Direction,
+    next_chunk: u64,
+    waiting: BTreeMap<u64, Vec<f64>>,
+    stats: SeedStats,
+    looks: Vec<(u64, f64)>,
+}
+
+impl Race {
+    /// A race for a trial following `plan`, against `control`, in chunks of `chunk_size`.
+    ///
+    /// # Errors
+    /// As [`RaceState::new`].
+    pub fn new(
+        config: RaceConfig,
+        plan: &RacePlan,
+        control: &Control,
+        chunk_size: u64,
+        direction: Direction,
+    ) -> Result<Self> {
+        let n = plan.order.len() as u64;
+        let state = RaceState::new(config, n, plan.census, control.mean)?;
+        let control_in_plan = plan.order.iter().map(|&i| control.values[i]).collect();
+        Ok(Race {
+            state,
+            control: control.trial,
+            control_in_plan,
+            chunk_size: chunk_size.max(1),
+            direction,
+            next_chunk: 0,
+            waiting: BTreeMap::new(),
+            stats: SeedStats::default(),
+            looks: Vec::new(),
+        })
+    }
+
+    /// Hands over the per-seed values of chunk `chunk` of the plan (in the chunk's seed order).
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidOption`] (`racing.prefix`) when the chunk is out of the plan, already
+    /// given, or has the wrong number of values.
+    pub fn add(&mut self, chunk: ChunkIndex, values: Vec<f64>) -> Result<()> {
+        let n = self.control_in_plan.len() as u64;
+        let start = chunk.0.saturating_mul(self.chunk_size);
+        let want = n.saturating_sub(start).min(self.chunk_size);
+        if start >= n || values.len() as u64 != want {
+            return Err(CoreError::option(
+                "racing.prefix",
+                format!(
+                    "chunk {chunk} with {} values does not fit a plan of {n} seeds in chunks of {}",
+                    values.len(),
+                    self.chunk_size
+                ),
+            ));
+        }
+        if chunk.0 < self.next_chunk || self.waiting.contains_key(&chunk.0) {
+            return Err(CoreError::option(
+                "racing.prefix",
+                format!("chunk {chunk} was given twice"),
+            ));
+        }
+        self.stats.merge(&SeedStats::from_values(&values));
+        self.waiting.insert(chunk.0, values);
+        Ok(())
+    }
+
+    /// Extends the prefix with every chunk that now continues it, looking at each chunk boundary
+    /// against `threshold` (the live best COMPLETE value). Returns the outcome at the first look
+    /// that prunes; once pruned, the race takes no more looks.
+    ///
+    /// # Errors
+    /// Only on an internal inconsistency of the prefix (never for well-formed chunks).
+    pub fn advance(&mut self, threshold: f64) -> Result<Option<RaceOutcome>> {
+        while let Some(values) = self.waiting.remove(&self.next_chunk) {
+            let start = (self.next_chunk * self.chunk_size) as usize;
+            let ys = &self.control_in_plan[start..start + values.len()];
+            self.state.extend(&values, ys)?;
+            self.next_chunk += 1;
+            if let Some(est) = self.state.estimate() {
+                self.looks.push((est.seeds, est.estimate));
+            }
+            if let Decision::Prune {
+                estimate,
+                lower,
+                beta,
+                seeds,
+            } = self.state.decide(threshold, self.direction)
+            {
+                return Ok(Some(RaceOutcome {
+                    seeds,
+                    estimate,
+                    bound: lower,
+                    beta,
+                    threshold,
+                    control: self.control,
+                    alpha: self.state.config().alpha,
+                    stats: self.stats,
+                    looks: self.looks.clone(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Seeds of the contiguous prefix so far.
+    pub fn prefix_seeds(&self) -> u64 {
+        self.state.seeds()
+    }
+
+    /// The looks taken so far: (seeds of the prefix, μ̂).
+    pub fn looks(&self) -> &[(u64, f64)] {
+        &self.looks
+    }
+}
+
+/// What the replay check found ([`replay`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Replay {
+    /// Races replayed.
+    pub races: u32,
+    /// How many of them pruned the trial.
+    pub pruned: u32,
+    /// The Clopper–Pearson 95% upper bound on the elimination rate.
+    pub upper: f64,
+    /// The race's α.
+    pub alpha: f64,
+}
+
+impl Replay {
+    /// True when the observed elimination rate exceeds α: the race was unfair to this trial
+    /// (rare effects the control does not share, heavy tails), and trials like it may have
+    /// been pruned wrongly.
+    pub fn warns(&self) -> bool {
+        f64::from(self.pruned) > self.alpha * f64::from(self.races)
+    }
+}
+
+/// The replay check: races trial values `x` (by position in the study's seed list, all of them)
+/// `races` times against `control` in fresh seed orders, with the trial's own exact mean as the
+/// threshold, so every prune is a false elimination. No loss is evaluated.
+///
+/// # Errors
+/// As [`RacePlan::new`] and [`Race::new`].
+pub fn replay(
+    config: RaceConfig,
+    base: &SeedLayout,
+    x: &[f64],
+    control: &Control,
+    direction: Direction,
+    races: u32,
+    key: (u64, Option<&str>, TrialNumber),
+) -> Result<Replay> {
+    let threshold = SeedStats::from_values(x).mean();
+    let mut pruned = 0;
+    for r in 0..races {
+        // Fresh orders: the same keyed permutation as a plan, under a replay-only seed.
+        let seed = key.0 ^ 0x7265_706c_6179_0000 ^ u64::from(r).wrapping_mul(0x9e37_79b9);
+        let plan = RacePlan::new(&config, base, control, (seed, key.1, key.2))?;
+        let mut race = Race::new(config, &plan, control, base.chunk_size(), direction)?;
+        let in_plan: Vec<f64> = plan.order.iter().map(|&i| x[i]).collect();
+        for (j, values) in in_plan
+            .chunks(base.chunk_size().max(1) as usize)
+            .enumerate()
+        {
+            race.add(ChunkIndex(j as u64), values.to_vec())?;
+            if race.advance(threshold)?.is_some() {
+                pruned += 1;
+                break;
+            }
+        }
+    }
+    Ok(Replay {
+        races,
+        pruned,
+        upper: clopper_pearson_upper(pruned, races, 0.05),
+        alpha: config.alpha,
+    })
+}
+
+/// The one-sided Clopper–Pearson upper bound at level `1 − a` on a binomial rate after `k`
+/// successes in `n` trials: the p with P(Bin(n, p) ≤ k) = a (1 when k = n, and for n = 0).
+pub fn clopper_pearson_upper(k: u32, n: u32, a: f64) -> f64 {
+    if n == 0 || k >= n {
+        return 1.0;
+    }
+    // P(Bin(n, p) <= k) decreases in p: bisect.
+    let cdf = |p: f64| -> f64 {
+        let (mut term, mut sum) = ((1.0 - p).powi(n as i32), 0.0);
+        for i in 0..=k {
+            sum += term;
+            let i = f64::from(i);
+            term *= (f64::from(n) - i) / (i + 1.0) * p / (1.0 - p);
+        }
+        sum
+    };
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if cdf(mid) > a {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 #[cfg(test)]

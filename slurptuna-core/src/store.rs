@@ -11,7 +11,7 @@ use crate::mode::Direction;
 use crate::params::Params;
 use crate::space::ParamSpace;
 use crate::stats::SeedStats;
-use crate::trial::{ChunkIndex, ChunkKey, TrialNumber, TrialRecord, TrialState};
+use crate::trial::{ChunkIndex, ChunkKey, RaceOutcome, TrialNumber, TrialRecord, TrialState};
 
 /// One record of a run's append-only journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,6 +23,10 @@ pub enum TrialEvent {
         trial: TrialNumber,
         /// Proposed parameters.
         params: Params,
+        /// The control of the trial's seed race (the incumbent when it started), when it races:
+        /// its seeds are evaluated in the race's plan order ([`crate::racing::RacePlan`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        control: Option<TrialNumber>,
     },
     /// One chunk of seeds finished; `key` ties it to the trial's params and seeds
     /// (see `TrialJob::chunk_key`).
@@ -51,6 +55,33 @@ pub enum TrialEvent {
         /// Why.
         reason: String,
     },
+    /// A seed race stopped the trial ([`TrialState::Pruned`]).
+    Pruned {
+        /// Trial number.
+        trial: TrialNumber,
+        /// The race's statistics at the prune.
+        race: RaceOutcome,
+    },
+    /// One chunk of a finished trial's validation seeds finished (the honest best: the top
+    /// trials re-evaluated on seeds the fit never saw).
+    ValidationChunkDone {
+        /// Trial number.
+        trial: TrialNumber,
+        /// Chunk index within the validation seeds.
+        chunk: ChunkIndex,
+        /// Result key (hash of loss, entry, trial, params, validation seeds).
+        key: ChunkKey,
+        /// The chunk's statistics.
+        #[serde(flatten)]
+        result: ChunkResult,
+    },
+    /// Every validation seed of a finished trial evaluated.
+    Validated {
+        /// Trial number.
+        trial: TrialNumber,
+        /// Statistics over the validation seeds.
+        stats: SeedStats,
+    },
 }
 
 impl TrialEvent {
@@ -60,14 +91,20 @@ impl TrialEvent {
             TrialEvent::Asked { trial, .. }
             | TrialEvent::ChunkDone { trial, .. }
             | TrialEvent::Completed { trial, .. }
-            | TrialEvent::Failed { trial, .. } => *trial,
+            | TrialEvent::Failed { trial, .. }
+            | TrialEvent::Pruned { trial, .. }
+            | TrialEvent::ValidationChunkDone { trial, .. }
+            | TrialEvent::Validated { trial, .. } => *trial,
         }
     }
 
-    /// True for events that end or start a trial (stores sync these to disk, at once or
-    /// grouped; see the [`Store`] contract).
+    /// True for events that end or start a trial or its validation (stores sync these to disk,
+    /// at once or grouped; see the [`Store`] contract).
     pub fn is_boundary(&self) -> bool {
-        !matches!(self, TrialEvent::ChunkDone { .. })
+        !matches!(
+            self,
+            TrialEvent::ChunkDone { .. } | TrialEvent::ValidationChunkDone { .. }
+        )
     }
 }
 
@@ -88,13 +125,27 @@ pub struct StoredChunk {
 pub struct RunHistory {
     trials: BTreeMap<TrialNumber, TrialRecord>,
     chunks: BTreeMap<TrialNumber, BTreeMap<ChunkIndex, StoredChunk>>,
+    controls: BTreeMap<TrialNumber, TrialNumber>,
+    validations: BTreeMap<TrialNumber, Validation>,
     times: BTreeMap<TrialNumber, TrialTimes>,
 }
 
 impl PartialEq for RunHistory {
     fn eq(&self, other: &Self) -> bool {
-        self.trials == other.trials && self.chunks == other.chunks
+        self.trials == other.trials
+            && self.chunks == other.chunks
+            && self.controls == other.controls
+            && self.validations == other.validations
     }
+}
+
+/// A finished trial's validation on the study's validation seeds, as far as it got.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Validation {
+    /// Stored validation chunks (until the validation is done).
+    pub chunks: BTreeMap<ChunkIndex, StoredChunk>,
+    /// Statistics over every validation seed, once done.
+    pub stats: Option<SeedStats>,
 }
 
 /// When a trial was asked and when it finished, in seconds since the Unix epoch, as the store
@@ -138,16 +189,49 @@ impl RunHistory {
     /// so replaying a journal twice is harmless.
     pub fn apply(&mut self, event: TrialEvent) {
         let n = event.trial();
+        match event {
+            TrialEvent::ValidationChunkDone {
+                trial,
+                chunk,
+                key,
+                result,
+            } => {
+                let v = self.validations.entry(trial).or_default();
+                if v.stats.is_none() && self.trials.get(&trial).is_some_and(|t| t.value().is_some())
+                {
+                    v.chunks.insert(chunk, StoredChunk { key, result });
+                }
+                return;
+            }
+            TrialEvent::Validated { trial, stats } => {
+                if self.trials.get(&trial).is_some_and(|t| t.value().is_some()) {
+                    let v = self.validations.entry(trial).or_default();
+                    v.stats.get_or_insert(stats);
+                    v.chunks.clear();
+                }
+                return;
+            }
+            _ => {}
+        }
         if self.trials.get(&n).is_some_and(TrialRecord::is_finished) {
             return;
         }
         match event {
-            TrialEvent::Asked { trial, params } => {
-                self.trials.entry(trial).or_insert(TrialRecord {
-                    number: trial,
-                    params,
-                    state: TrialState::Running,
-                });
+            TrialEvent::Asked {
+                trial,
+                params,
+                control,
+            } => {
+                if let std::collections::btree_map::Entry::Vacant(e) = self.trials.entry(trial) {
+                    e.insert(TrialRecord {
+                        number: trial,
+                        params,
+                        state: TrialState::Running,
+                    });
+                    if let Some(c) = control {
+                        self.controls.insert(trial, c);
+                    }
+                }
             }
             TrialEvent::ChunkDone {
                 trial,
@@ -174,7 +258,31 @@ impl RunHistory {
                     self.chunks.remove(&trial);
                 }
             }
+            TrialEvent::Pruned { trial, race } => {
+                if let Some(t) = self.trials.get_mut(&trial) {
+                    t.state = TrialState::Pruned {
+                        race: Box::new(race),
+                    };
+                    self.chunks.remove(&trial);
+                }
+            }
+            TrialEvent::ValidationChunkDone { .. } | TrialEvent::Validated { .. } => {}
         }
+    }
+
+    /// The control of trial `n`'s seed race, if it races (recorded when it was asked).
+    pub fn control(&self, n: TrialNumber) -> Option<TrialNumber> {
+        self.controls.get(&n).copied()
+    }
+
+    /// The validation of trial `n` on the validation seeds, if one was started.
+    pub fn validation(&self, n: TrialNumber) -> Option<&Validation> {
+        self.validations.get(&n)
+    }
+
+    /// Every validation started, by trial.
+    pub fn validations(&self) -> &BTreeMap<TrialNumber, Validation> {
+        &self.validations
     }
 
     /// All trials, in number order.
@@ -368,6 +476,15 @@ pub struct RunSummary {
     pub n_complete: u64,
     /// Failed trials.
     pub n_failed: u64,
+    /// Trials a seed race pruned.
+    #[serde(default)]
+    pub n_pruned: u64,
+    /// Seed evaluations behind the finished trials' results.
+    #[serde(default)]
+    pub seeds_evaluated: u64,
+    /// Seed evaluations racing saved: the seeds pruned trials did not need.
+    #[serde(default)]
+    pub seeds_saved: u64,
     /// Target number of finished trials.
     pub n_trials: u64,
     /// Optimisation direction.
@@ -419,6 +536,24 @@ pub trait Store: Send + Sync {
     /// The path of one trial's directory, for stores that have one. It is NOT created:
     /// whoever writes files there creates it (`std::fs::create_dir_all`).
     fn trial_dir(&self, trial: TrialNumber) -> Result<Option<PathBuf>>;
+    /// Keeps the per-seed values of the finished trial `trial`, in the order of the study's seed
+    /// list, for the seed races it controls (it is the incumbent). Durable on return. The
+    /// default keeps nothing: a resumed race against it then starts its trial again, unraced.
+    fn save_control_values(&self, trial: TrialNumber, values: &[f64]) -> Result<()> {
+        let _ = (trial, values);
+        Ok(())
+    }
+    /// The values [`Store::save_control_values`] kept for `trial`, if they are intact.
+    fn control_values(&self, trial: TrialNumber) -> Result<Option<Vec<f64>>> {
+        let _ = trial;
+        Ok(None)
+    }
+    /// Deletes the per-seed values of the finished trial `trial` (its chunks' and its control
+    /// values): no race needs them any more. The default has none to delete.
+    fn discard_seed_values(&self, trial: TrialNumber) -> Result<()> {
+        let _ = trial;
+        Ok(())
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -451,5 +586,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn trial_dir(&self, trial: TrialNumber) -> Result<Option<PathBuf>> {
         (**self).trial_dir(trial)
+    }
+    fn save_control_values(&self, trial: TrialNumber, values: &[f64]) -> Result<()> {
+        (**self).save_control_values(trial, values)
+    }
+    fn control_values(&self, trial: TrialNumber) -> Result<Option<Vec<f64>>> {
+        (**self).control_values(trial)
+    }
+    fn discard_seed_values(&self, trial: TrialNumber) -> Result<()> {
+        (**self).discard_seed_values(trial)
     }
 }

@@ -46,6 +46,10 @@ impl fmt::Display for ChunkIndex {
 }
 
 /// Where a trial stands. Values belong to `Complete` only.
+///
+/// A `Pruned` trial was stopped by a seed race (see [`crate::racing`]): with error at most α its
+/// mean over all seeds is worse than the best completed value. It has no value; its estimate is
+/// in [`RaceOutcome`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TrialState {
@@ -61,15 +65,46 @@ pub enum TrialState {
         /// Why (seed, message, scheduler state...).
         reason: String,
     },
+    /// A seed race stopped the trial early: it is worse than the best, with error at most α.
+    Pruned {
+        /// The race's statistics at the prune.
+        race: Box<RaceOutcome>,
+    },
+}
+
+/// How a seed race ended a trial ([`TrialState::Pruned`]): the statistics of the decisive look.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RaceOutcome {
+    /// n, the seeds of the evaluated prefix at the prune (census included).
+    pub seeds: u64,
+    /// μ̂, the control-variate estimate of the trial's mean over all seeds.
+    pub estimate: f64,
+    /// The confidence bound on the better side (L_n when minimising, U_n when maximising).
+    pub bound: f64,
+    /// β̂, the clipped control-variate coefficient.
+    pub beta: f64,
+    /// The best COMPLETE value the bound was compared with.
+    pub threshold: f64,
+    /// The control trial (the incumbent when the trial started).
+    pub control: TrialNumber,
+    /// The false-elimination level α of the race.
+    pub alpha: f64,
+    /// Raw statistics over every seed evaluated (the prefix and any chunk that finished beyond
+    /// it).
+    pub stats: SeedStats,
+    /// The intermediate estimate at each look: (seeds of the prefix, μ̂).
+    #[serde(default)]
+    pub looks: Vec<(u64, f64)>,
 }
 
 impl TrialState {
-    /// `RUNNING`, `COMPLETE` or `FAILED`.
+    /// `RUNNING`, `COMPLETE`, `FAILED` or `PRUNED`.
     pub fn label(&self) -> &'static str {
         match self {
             TrialState::Running => "RUNNING",
             TrialState::Complete { .. } => "COMPLETE",
             TrialState::Failed { .. } => "FAILED",
+            TrialState::Pruned { .. } => "PRUNED",
         }
     }
 }
@@ -95,9 +130,27 @@ impl TrialRecord {
         }
     }
 
-    /// True once the trial is complete or failed.
+    /// True once the trial is complete, failed or pruned.
     pub fn is_finished(&self) -> bool {
         !matches!(self.state, TrialState::Running)
+    }
+
+    /// The race outcome of a pruned trial.
+    pub fn pruned(&self) -> Option<&RaceOutcome> {
+        match &self.state {
+            TrialState::Pruned { race } => Some(race),
+            _ => None,
+        }
+    }
+
+    /// Seeds evaluated for this finished trial's value: all of them when complete, the race's
+    /// when pruned, none otherwise.
+    pub fn seeds_evaluated(&self) -> u64 {
+        match &self.state {
+            TrialState::Complete { stats } => stats.count(),
+            TrialState::Pruned { race } => race.stats.count(),
+            _ => 0,
+        }
     }
 }
 

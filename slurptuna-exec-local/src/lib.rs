@@ -28,16 +28,16 @@
 //! other systems [`ProcessExecutor::new`] returns an error and only [`ThreadExecutor`] works.
 //!
 //! ```
-//! use slurptuna_core::{loss, ChunkIndex, ChunkResult, ChunkSink, CoreError, Executor, Params,
-//!     SeedLayout, SeedSpec, TrialJob, TrialNumber};
+//! use slurptuna_core::{loss, ChunkIndex, ChunkResult, ChunkSink, CoreError, Delivery, Executor,
+//!     Params, SeedLayout, SeedSpec, TrialJob, TrialNumber};
 //! use slurptuna_exec_local::ThreadExecutor;
 //! use std::sync::{Arc, Mutex};
 //!
 //! struct Collect(Mutex<Vec<ChunkResult>>);
 //! impl ChunkSink for Collect {
-//!     fn chunk_done(&self, _: TrialNumber, _: ChunkIndex, r: ChunkResult) -> Result<(), CoreError> {
+//!     fn chunk_done(&self, _: TrialNumber, _: ChunkIndex, r: ChunkResult) -> Result<Delivery, CoreError> {
 //!         self.0.lock().unwrap().push(r);
-//!         Ok(())
+//!         Ok(Delivery::Continue)
 //!     }
 //! }
 //!

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use slurptuna_core::{
-    evaluate_chunk, ChunkIndex, ChunkResult, ChunkSink, CoreError, ExecError, Executor,
+    evaluate_chunk, ChunkIndex, ChunkResult, ChunkSink, CoreError, Delivery, ExecError, Executor,
     FailureKind, LossDefinition, SeedFailure, SeedTask, TrialFailure, TrialJob,
 };
 
@@ -182,7 +182,12 @@ impl Executor for ThreadExecutor {
                 self.on_blocking_thread(&job, chunk, &cancel).await?
             };
             match outcome {
-                Ok(result) => sink.chunk_done(job.trial, chunk, result)?,
+                Ok(result) => {
+                    if sink.chunk_done(job.trial, chunk, result)? == Delivery::Stop {
+                        // The guard raises the cancel flag for anything still running.
+                        return Ok(());
+                    }
+                }
                 Err(SeedFailure::Cancelled) => return Err(ExecError::Fatal(CoreError::Cancelled)),
                 Err(failure) => {
                     return Err(ExecError::Trial(TrialFailure {

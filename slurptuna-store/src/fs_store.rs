@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use slurptuna_core::{RunHistory, RunMeta, RunSummary, Store, TrialEvent, TrialNumber};
 
 use crate::atomic::{
-    read_json, remove_stale_temps, sync_dir, write_json_atomic, write_json_with, Durability,
+    read_json, remove_stale_temps, sync_dir, write_bytes_atomic, write_json_atomic,
+    write_json_with, Durability,
 };
 use crate::error::{Result, StoreError};
 use crate::journal::{trial_dir_path, Journal, LoadReport, SyncKind};
@@ -361,5 +362,44 @@ impl Store for FsStore {
     }
     fn trial_dir(&self, trial: TrialNumber) -> slurptuna_core::Result<Option<PathBuf>> {
         Ok(Some(self.trial_path(trial)))
+    }
+
+    fn save_control_values(
+        &self,
+        trial: TrialNumber,
+        values: &[f64],
+    ) -> slurptuna_core::Result<()> {
+        let dir = self.create_trial_dir(trial)?;
+        let bytes = crate::seed_values::encode_control_values(values);
+        write_bytes_atomic(
+            &dir.join(crate::seed_values::CONTROL_VALUES_FILE),
+            &bytes,
+            Durability::Synced,
+        )?;
+        Ok(())
+    }
+
+    fn control_values(&self, trial: TrialNumber) -> slurptuna_core::Result<Option<Vec<f64>>> {
+        let path = self
+            .trial_path(trial)
+            .join(crate::seed_values::CONTROL_VALUES_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(crate::seed_values::decode_control_values(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path, e).into()),
+        }
+    }
+
+    fn discard_seed_values(&self, trial: TrialNumber) -> slurptuna_core::Result<()> {
+        let dir = self.trial_path(trial);
+        let gone = |r: io::Result<()>| match r {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        let values = dir.join(crate::journal::VALUES_DIR);
+        gone(fs::remove_dir_all(&values)).map_err(|e| StoreError::io("remove", &values, e))?;
+        let control = dir.join(crate::seed_values::CONTROL_VALUES_FILE);
+        gone(fs::remove_file(&control)).map_err(|e| StoreError::io("remove", &control, e))?;
+        Ok(())
     }
 }

@@ -16,8 +16,8 @@ use std::time::Instant;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use slurptuna_core::{
-    fingerprint_hex, ChunkIndex, ChunkKey, ChunkResult, Params, RunHistory, SeedStats, TrialEvent,
-    TrialNumber,
+    fingerprint_hex, ChunkIndex, ChunkKey, ChunkResult, Params, RaceOutcome, RunHistory, SeedStats,
+    TrialEvent, TrialNumber,
 };
 
 use crate::atomic::{sync_dir, write_bytes_atomic, Durability};
@@ -29,7 +29,7 @@ pub const JOURNAL_FILE: &str = "journal.jsonl";
 /// Directory (inside a run directory) holding one `trial_NNNNN` directory per trial.
 pub const TRIALS_DIR: &str = "trials";
 /// Directory (inside a trial directory) holding the per-seed value sidecars.
-const VALUES_DIR: &str = "seed_values";
+pub(crate) const VALUES_DIR: &str = "seed_values";
 
 /// `run_dir/trials/trial_NNNNN`.
 pub(crate) fn trial_dir_path(run_dir: &Path, trial: TrialNumber) -> PathBuf {
@@ -170,6 +170,8 @@ enum LineOut<'a> {
         trial: TrialNumber,
         params: &'a Params,
         at: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        control: Option<TrialNumber>,
     },
     ChunkDone {
         trial: TrialNumber,
@@ -189,6 +191,69 @@ enum LineOut<'a> {
         reason: &'a str,
         at: f64,
     },
+    Pruned {
+        trial: TrialNumber,
+        race: RaceRepr,
+        at: f64,
+    },
+    ValidationChunkDone {
+        trial: TrialNumber,
+        chunk: ChunkIndex,
+        key: &'a str,
+        stats: StatsRepr,
+    },
+    Validated {
+        trial: TrialNumber,
+        stats: StatsRepr,
+        at: f64,
+    },
+}
+
+/// [`RaceOutcome`] as the journal writes it (floats that survive JSON).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RaceRepr {
+    seeds: u64,
+    estimate: JsonF64,
+    bound: JsonF64,
+    beta: JsonF64,
+    threshold: JsonF64,
+    control: TrialNumber,
+    alpha: JsonF64,
+    stats: StatsRepr,
+    #[serde(default)]
+    looks: Vec<(u64, JsonF64)>,
+}
+
+impl From<&RaceOutcome> for RaceRepr {
+    fn from(r: &RaceOutcome) -> Self {
+        RaceRepr {
+            seeds: r.seeds,
+            estimate: JsonF64(r.estimate),
+            bound: JsonF64(r.bound),
+            beta: JsonF64(r.beta),
+            threshold: JsonF64(r.threshold),
+            control: r.control,
+            alpha: JsonF64(r.alpha),
+            stats: (&r.stats).into(),
+            looks: r.looks.iter().map(|&(n, v)| (n, JsonF64(v))).collect(),
+        }
+    }
+}
+
+impl From<RaceRepr> for RaceOutcome {
+    fn from(r: RaceRepr) -> Self {
+        RaceOutcome {
+            seeds: r.seeds,
+            estimate: r.estimate.0,
+            bound: r.bound.0,
+            beta: r.beta.0,
+            threshold: r.threshold.0,
+            control: r.control,
+            alpha: r.alpha.0,
+            stats: r.stats.into(),
+            looks: r.looks.into_iter().map(|(n, v)| (n, v.0)).collect(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -198,6 +263,9 @@ enum Kind {
     ChunkDone,
     Completed,
     Failed,
+    Pruned,
+    ValidationChunkDone,
+    Validated,
 }
 
 /// A journal line as read: flat, so parsing needs no buffering; checked by [`LineIn::check`].
@@ -217,6 +285,12 @@ struct LineIn {
     values: Option<ValuesRef>,
     #[serde(default)]
     reason: Option<String>,
+    /// The control of a racing trial (`asked`).
+    #[serde(default)]
+    control: Option<TrialNumber>,
+    /// A pruned trial's race (`pruned`).
+    #[serde(default)]
+    race: Option<RaceRepr>,
     /// When the record was written (seconds since the Unix epoch); absent before 0.2.
     #[serde(default)]
     at: Option<f64>,
@@ -246,6 +320,7 @@ impl LineIn {
                 TrialEvent::Asked {
                     trial,
                     params: self.params.ok_or_else(|| missing("params"))?,
+                    control: self.control,
                 },
                 at,
             ),
@@ -269,6 +344,32 @@ impl LineIn {
                     reason: self.reason.ok_or_else(|| missing("reason"))?,
                 },
                 at,
+            ),
+            Kind::Pruned => Record::Event(
+                TrialEvent::Pruned {
+                    trial,
+                    race: self.race.ok_or_else(|| missing("race"))?.into(),
+                },
+                at,
+            ),
+            Kind::ValidationChunkDone => Record::Event(
+                TrialEvent::ValidationChunkDone {
+                    trial,
+                    chunk: self.chunk.ok_or_else(|| missing("chunk"))?,
+                    key: ChunkKey::new(self.key.ok_or_else(|| missing("key"))?),
+                    result: ChunkResult {
+                        stats: self.stats.ok_or_else(|| missing("stats"))?.into(),
+                        values: None,
+                    },
+                },
+                None,
+            ),
+            Kind::Validated => Record::Event(
+                TrialEvent::Validated {
+                    trial,
+                    stats: self.stats.ok_or_else(|| missing("stats"))?.into(),
+                },
+                None,
             ),
         })
     }
@@ -438,7 +539,12 @@ fn apply(
         }
         Record::Event(e, at) => {
             let trial = e.trial();
-            let finishes = matches!(e, TrialEvent::Completed { .. } | TrialEvent::Failed { .. });
+            let finishes = matches!(
+                e,
+                TrialEvent::Completed { .. }
+                    | TrialEvent::Failed { .. }
+                    | TrialEvent::Pruned { .. }
+            );
             history.apply(e);
             if let Some(at) = at {
                 history.record_time(trial, finishes, at);
@@ -672,10 +778,15 @@ impl Journal {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| (d.as_millis() as f64) / 1e3);
         let line = match event {
-            TrialEvent::Asked { trial, params } => LineOut::Asked {
+            TrialEvent::Asked {
+                trial,
+                params,
+                control,
+            } => LineOut::Asked {
                 trial: *trial,
                 params,
                 at: now,
+                control: *control,
             },
             TrialEvent::ChunkDone {
                 trial,
@@ -697,6 +808,27 @@ impl Journal {
             TrialEvent::Failed { trial, reason } => LineOut::Failed {
                 trial: *trial,
                 reason,
+                at: now,
+            },
+            TrialEvent::Pruned { trial, race } => LineOut::Pruned {
+                trial: *trial,
+                race: race.into(),
+                at: now,
+            },
+            TrialEvent::ValidationChunkDone {
+                trial,
+                chunk,
+                key,
+                result,
+            } => LineOut::ValidationChunkDone {
+                trial: *trial,
+                chunk: *chunk,
+                key: key.as_str(),
+                stats: (&result.stats).into(),
+            },
+            TrialEvent::Validated { trial, stats } => LineOut::Validated {
+                trial: *trial,
+                stats: stats.into(),
                 at: now,
             },
         };

@@ -98,7 +98,7 @@
 //! let root = std::env::temp_dir().join(format!("slurptuna-doc-lib-{}", std::process::id()));
 //! let dir = create_versioned_dir(&root, "bowl").unwrap();
 //! let store = FsStore::attach(&dir).unwrap();
-//! store.append(&TrialEvent::Asked { trial: TrialNumber(0), params: [("x", 0.3)].into_iter().collect() }).unwrap();
+//! store.append(&TrialEvent::Asked { trial: TrialNumber(0), params: [("x", 0.3)].into_iter().collect(), control: None }).unwrap();
 //! store.append(&TrialEvent::Completed { trial: TrialNumber(0), stats: SeedStats::from_values(&[1.0, 3.0]) }).unwrap();
 //! drop(store); // releases the lock; a later controller resumes from the journal
 //!

@@ -87,3 +87,68 @@ mod tests {
             .is_empty());
     }
 }
+
+/// The file (in a trial directory) holding a racing control's per-seed values, in the order of
+/// the study's seed list: a 16-byte header (value count and FNV-1a hash of the values' bytes,
+/// both u64 little-endian), then the values as f64 little-endian.
+pub(crate) const CONTROL_VALUES_FILE: &str = "control_values.f64";
+
+/// Encodes a control-values file.
+pub(crate) fn encode_control_values(values: &[f64]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(values.len() * 8);
+    for v in values {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut h = slurptuna_core::Fnv64::new();
+    h.write(&body);
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h.finish().to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a control-values file; `None` when it is damaged (length or hash).
+pub(crate) fn decode_control_values(bytes: &[u8]) -> Option<Vec<f64>> {
+    let word = |i: usize| -> Option<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(bytes.get(i..i + 8)?);
+        Some(u64::from_le_bytes(a))
+    };
+    let (len, fnv) = (word(0)?, word(8)?);
+    let body = bytes.get(16..)?;
+    if body.len() as u64 != len.checked_mul(8)? {
+        return None;
+    }
+    let mut h = slurptuna_core::Fnv64::new();
+    h.write(body);
+    if h.finish() != fnv {
+        return None;
+    }
+    Some(
+        body.chunks_exact(8)
+            .map(|b| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                f64::from_le_bytes(a)
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::*;
+
+    #[test]
+    fn control_values_round_trip_and_damage_is_detected() {
+        let v = vec![1.5, -0.25, f64::INFINITY, 3.0];
+        let bytes = encode_control_values(&v);
+        assert_eq!(decode_control_values(&bytes), Some(v));
+        let mut bad = bytes.clone();
+        bad[20] ^= 1;
+        assert_eq!(decode_control_values(&bad), None);
+        assert_eq!(decode_control_values(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(decode_control_values(&[]), None);
+    }
+}

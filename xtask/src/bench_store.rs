@@ -199,6 +199,7 @@ fn write_run(a: &Args, root: &Path) -> Result<(PathBuf, Duration)> {
         store.append(&TrialEvent::Asked {
             trial,
             params: params.clone(),
+            control: None,
         })?;
         let in_flight = t + 2 >= a.trials;
         let fails = t % 97 == 13;
@@ -248,6 +249,9 @@ fn write_run(a: &Args, root: &Path) -> Result<(PathBuf, Duration)> {
             best_trial: best.as_ref().map(|b| b.1),
             n_complete,
             n_failed,
+            n_pruned: 0,
+            seeds_evaluated: n_complete * a.chunks * 100,
+            seeds_saved: 0,
             n_trials: a.trials,
             direction: Direction::Minimize,
         })?;

@@ -21,7 +21,9 @@ use crate::batch::files::{
 use crate::batch::policy::{RetryDecision, RetryPolicy};
 use crate::batch::poller::{lock, Poller, Snapshot};
 use crate::error::CoreError;
-use crate::executor::{ChunkSink, ExecError, Executor, FailureKind, TrialFailure, TrialJob};
+use crate::executor::{
+    ChunkSink, Delivery, ExecError, Executor, FailureKind, TrialFailure, TrialJob,
+};
 use crate::trial::ChunkIndex;
 
 /// Consecutive failed state polls tolerated before the run stops.
@@ -384,12 +386,16 @@ impl TrialRun {
     }
 
     async fn go(&mut self, sink: &dyn ChunkSink) -> Result<(), ExecError> {
-        self.deliver_stored(sink)?;
+        if self.deliver_or_stop(sink).await? {
+            return Ok(());
+        }
         self.adopt().await;
         // A recorded task that ended between the first look and the state query has written
         // its result by now (results are written before a task exits): deliver it rather than
         // resubmitting its chunk.
-        self.deliver_stored(sink)?;
+        if self.deliver_or_stop(sink).await? {
+            return Ok(());
+        }
         let check = self
             .config
             .result_check_interval
@@ -405,7 +411,9 @@ impl TrialRun {
                 return Ok(());
             }
             tokio::time::sleep(check).await;
-            self.deliver_stored(sink)?;
+            if self.deliver_or_stop(sink).await? {
+                return Ok(());
+            }
             let mut failures = Vec::new();
             if last_poll.elapsed() >= self.config.poll_interval {
                 let mine: BTreeSet<JobId> = self.submitted().map(|(_, t, _)| t.job).collect();
@@ -420,7 +428,9 @@ impl TrialRun {
                             state_errors = 0;
                             last_poll = Instant::now();
                             // Results written before a task left the queue are visible now.
-                            self.deliver_stored(sink)?;
+                            if self.deliver_or_stop(sink).await? {
+                                return Ok(());
+                            }
                             failures.extend(self.failures_from(&snap).await);
                         }
                         Err(e) => {
@@ -502,15 +512,16 @@ impl TrialRun {
         r.end - r.start
     }
 
-    /// Delivers every valid stored result of a chunk not yet delivered.
-    fn deliver_stored(&mut self, sink: &dyn ChunkSink) -> Result<(), ExecError> {
+    /// Delivers every valid stored result of a chunk not yet delivered; stops at the first
+    /// [`Delivery::Stop`].
+    fn deliver_stored(&mut self, sink: &dyn ChunkSink) -> Result<Delivery, ExecError> {
         let dir = self.files.chunks_dir();
         let present: BTreeSet<String> = match std::fs::read_dir(&dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect(),
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(Delivery::Continue),
         };
         let ready: Vec<ChunkIndex> = self
             .slots
@@ -524,12 +535,25 @@ impl TrialRun {
             let Some(result) = load_chunk(&dir, c, &self.keys[&c], self.n_seeds(c)) else {
                 continue;
             };
-            sink.chunk_done(self.job.trial, c, result)?;
+            let delivery = sink.chunk_done(self.job.trial, c, result)?;
             if let Some(slot) = self.slots.get_mut(&c) {
                 slot.state = SlotState::Done;
             }
+            if delivery == Delivery::Stop {
+                return Ok(Delivery::Stop);
+            }
         }
-        Ok(())
+        Ok(Delivery::Continue)
+    }
+
+    /// [`TrialRun::deliver_stored`]; on [`Delivery::Stop`] the trial's other tasks are
+    /// cancelled (whatever `keep_jobs` says: nobody wants their results) and `true` returned.
+    async fn deliver_or_stop(&mut self, sink: &dyn ChunkSink) -> Result<bool, ExecError> {
+        if self.deliver_stored(sink)? == Delivery::Continue {
+            return Ok(false);
+        }
+        self.cancel_others().await;
+        Ok(true)
     }
 
     /// Failed, vanished or result-less finished tasks, according to `snap`.

@@ -292,7 +292,44 @@ pub async fn executor_suite(h: &ExecutorHarness<'_>) -> Result<()> {
         }
     }
 
+    let job = suite_job(31, "value", 0.5, (0..12).collect(), 2, h.dir)?;
+    let sink = RecordingSink::for_job(&job).stop_after(1);
+    match evaluate(h, &job, &sink).await {
+        Ok(()) if sink.order().len() == 1 => {}
+        other => {
+            return Err(fail(
+                "a Stop from the sink ends the trial",
+                format!(
+                    "must return Ok(()) after exactly one delivery, got {other:?} after {}",
+                    sink.order().len()
+                ),
+            ))
+        }
+    }
+    no_leftovers(h, "a Stop from the sink ends the trial").await?;
+
     dropping_stops_the_work(h).await
+}
+
+/// Waits up to `grace` for the harness's leftovers (processes, jobs) to be gone.
+async fn no_leftovers(h: &ExecutorHarness<'_>, check: &'static str) -> Result<()> {
+    let Some(leftovers) = h.leftovers else {
+        return Ok(());
+    };
+    let since = Instant::now();
+    loop {
+        let left = leftovers();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if since.elapsed() > h.grace {
+            return Err(fail(
+                check,
+                format!("still alive {:?} after the stop: {left:?}", h.grace),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn dropping_stops_the_work(h: &ExecutorHarness<'_>) -> Result<()> {

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use crate::error::CoreError;
 use crate::evaluate::{evaluate_chunk, SeedTask};
-use crate::executor::{ChunkSink, ExecError, Executor, FailureKind, TrialFailure, TrialJob};
+use crate::executor::{
+    ChunkSink, Delivery, ExecError, Executor, FailureKind, TrialFailure, TrialJob,
+};
 use crate::loss::LossDefinition;
 use crate::trial::{ChunkIndex, TrialNumber};
 
@@ -129,7 +131,9 @@ impl Executor for FakeExecutor {
             }
             let r = evaluate_chunk(&task, &job.layout, c, 1, job.keep_seed_values, &never)
                 .map_err(|f| ExecError::Trial(TrialFailure::loss(f.to_string()).in_chunk(c)))?;
-            sink.chunk_done(job.trial, c, r)?;
+            if sink.chunk_done(job.trial, c, r)? == Delivery::Stop {
+                return Ok(());
+            }
         }
         match script {
             Some(Script::Fail { reason, .. }) => Err(ExecError::Trial(TrialFailure::new(
@@ -208,7 +212,9 @@ mod tests {
             });
             while let Some((c, r)) = rx.recv().await {
                 let r = r.map_err(|f| ExecError::Trial(TrialFailure::loss(f.to_string())))?;
-                sink.chunk_done(job.trial, c, r)?;
+                if sink.chunk_done(job.trial, c, r)? == Delivery::Stop {
+                    return Ok(());
+                }
             }
             Ok(())
         }

@@ -17,6 +17,10 @@ struct MemoryInner {
     syncs: u64,
     /// Events appended before the last `sync`.
     synced: usize,
+    /// Control values kept by `save_control_values`.
+    controls: std::collections::BTreeMap<TrialNumber, Vec<f64>>,
+    /// Trials whose seed values were discarded.
+    discarded: Vec<TrialNumber>,
 }
 
 /// A [`Store`] in memory. Clones share state, so a test keeps a clone to inspect.
@@ -30,6 +34,12 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+    /// Trials whose per-seed values were discarded ([`Store::discard_seed_values`]), in call
+    /// order.
+    pub fn discarded(&self) -> Vec<TrialNumber> {
+        self.lock().discarded.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, MemoryInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -100,6 +110,19 @@ impl Store for MemoryStore {
     }
     fn trial_dir(&self, _trial: TrialNumber) -> Result<Option<PathBuf>> {
         Ok(None)
+    }
+    fn save_control_values(&self, trial: TrialNumber, values: &[f64]) -> Result<()> {
+        self.lock().controls.insert(trial, values.to_vec());
+        Ok(())
+    }
+    fn control_values(&self, trial: TrialNumber) -> Result<Option<Vec<f64>>> {
+        Ok(self.lock().controls.get(&trial).cloned())
+    }
+    fn discard_seed_values(&self, trial: TrialNumber) -> Result<()> {
+        let mut g = self.lock();
+        g.controls.remove(&trial);
+        g.discarded.push(trial);
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::error::CoreError;
 use crate::evaluate::ChunkResult;
-use crate::executor::{ChunkSink, TrialJob};
+use crate::executor::{ChunkSink, Delivery, TrialJob};
 use crate::seeds::SeedLayout;
 use crate::stats::SeedStats;
 use crate::trial::{ChunkIndex, TrialNumber};
@@ -24,6 +24,7 @@ struct Inner {
     order: Vec<ChunkIndex>,
     problems: Vec<String>,
     fail_after: Option<usize>,
+    stop_after: Option<usize>,
 }
 
 /// The [`ChunkSink`] of every test and suite: it records every delivery and refuses (with an
@@ -55,6 +56,13 @@ impl RecordingSink {
     /// Makes the sink fail (as a broken store would) once `n` chunks were accepted.
     pub fn fail_after(self, n: usize) -> Self {
         self.lock().fail_after = Some(n);
+        self
+    }
+
+    /// Makes the sink answer [`Delivery::Stop`] (as a seed race that pruned the trial would)
+    /// once it accepted `n` chunks (`n` ≥ 1).
+    pub fn stop_after(self, n: usize) -> Self {
+        self.lock().stop_after = Some(n);
         self
     }
 
@@ -156,7 +164,7 @@ impl ChunkSink for RecordingSink {
         trial: TrialNumber,
         chunk: ChunkIndex,
         result: ChunkResult,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Delivery, CoreError> {
         let mut g = self.lock();
         if let Some(p) = self.check(&g, trial, chunk, &result) {
             g.problems.push(p.clone());
@@ -173,6 +181,9 @@ impl ChunkSink for RecordingSink {
         }
         g.order.push(chunk);
         g.delivered.insert((trial, chunk), result);
-        Ok(())
+        if g.stop_after.is_some_and(|n| g.delivered.len() >= n) {
+            return Ok(Delivery::Stop);
+        }
+        Ok(Delivery::Continue)
     }
 }

@@ -86,6 +86,7 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
         TrialEvent::Asked {
             trial: TrialNumber(0),
             params: p(0.1),
+            control: None,
         },
         TrialEvent::ChunkDone {
             trial: TrialNumber(0),
@@ -100,6 +101,7 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
         TrialEvent::Asked {
             trial: TrialNumber(1),
             params: p(0.2),
+            control: None,
         },
         TrialEvent::Failed {
             trial: TrialNumber(1),
@@ -108,6 +110,7 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
         TrialEvent::Asked {
             trial: TrialNumber(2),
             params: p(0.3),
+            control: None,
         },
         TrialEvent::ChunkDone {
             trial: TrialNumber(2),
@@ -188,6 +191,9 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
         best_trial: Some(TrialNumber(0)),
         n_complete,
         n_failed: 1,
+        n_pruned: 0,
+        seeds_evaluated: 4,
+        seeds_saved: 0,
         n_trials: 3,
         direction: Direction::Minimize,
     };

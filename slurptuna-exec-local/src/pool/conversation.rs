@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use slurptuna_core::{
-    ChunkIndex, ChunkResult, ChunkSink, CoreError, ExecError, FailureKind, SeedFailure, SeedStats,
-    TrialFailure, TrialJob,
+    ChunkIndex, ChunkResult, ChunkSink, CoreError, Delivery, ExecError, FailureKind, SeedFailure,
+    SeedStats, TrialFailure, TrialJob,
 };
 use tokio::task::JoinSet;
 
@@ -121,7 +121,9 @@ pub(super) async fn evaluate(
                     stats: SeedStats::from_values(&done.values),
                     values: job.keep_seed_values.then_some(done.values),
                 };
-                sink.chunk_done(job.trial, chunk, result)?;
+                if sink.chunk_done(job.trial, chunk, result)? == Delivery::Stop {
+                    return Ok(());
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use slurptuna_core::testing::RecordingSink;
 use slurptuna_core::{
-    evaluate_chunk, registered_loss, ChunkIndex, ChunkResult, ChunkSink, CoreError,
+    evaluate_chunk, registered_loss, ChunkIndex, ChunkResult, ChunkSink, CoreError, Delivery,
     DistributedOptions, MemorySize, Params, SeedLayout, SeedSpec, SeedStats, SeedTask,
     TaskResources, TrialJob, TrialNumber, WorkerCommand,
 };
@@ -131,7 +131,7 @@ impl ChunkSink for Collect {
         trial: TrialNumber,
         chunk: ChunkIndex,
         result: ChunkResult,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Delivery, CoreError> {
         self.0.chunk_done(trial, chunk, result)
     }
 }

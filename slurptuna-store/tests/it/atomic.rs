@@ -17,6 +17,9 @@ fn summary(i: u64) -> RunSummary {
         best_trial: Some(TrialNumber(i)),
         n_complete: i,
         n_failed: 0,
+        n_pruned: 0,
+        seeds_evaluated: 0,
+        seeds_saved: 0,
         n_trials: u64::MAX,
         direction: Direction::Minimize,
     }

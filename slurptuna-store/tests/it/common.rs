@@ -208,6 +208,7 @@ pub(crate) fn trial_events(t: u64, chunks: u64, keep_values: bool) -> Vec<TrialE
     let mut ev = vec![TrialEvent::Asked {
         trial,
         params: params(t),
+        control: None,
     }];
     let mut total = SeedStats::default();
     for c in 0..chunks {

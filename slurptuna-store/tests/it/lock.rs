@@ -16,6 +16,7 @@ fn child_hold(dir: &Path) {
         .append(&TrialEvent::Asked {
             trial: TrialNumber(0),
             params: params(0),
+            control: None,
         })
         .unwrap();
     println!("LOCKED");
@@ -72,6 +73,7 @@ fn child_launch(dir: &Path) {
                 .append(&TrialEvent::Asked {
                     trial: TrialNumber(pid),
                     params: params(pid),
+                    control: None,
                 })
                 .unwrap();
             println!("@@ RAN {}", std::process::id());

@@ -87,6 +87,9 @@ fn documents_are_pretty_json_with_the_originals_field_names() {
         best_trial: Some(TrialNumber(3)),
         n_complete: 4,
         n_failed: 1,
+        n_pruned: 0,
+        seeds_evaluated: 0,
+        seeds_saved: 0,
         n_trials: 10,
         direction: Direction::Minimize,
     };
@@ -161,6 +164,7 @@ fn per_seed_values_live_in_binary_sidecars_not_in_the_journal() {
         TrialEvent::Asked {
             trial: TrialNumber(0),
             params: params(0),
+            control: None,
         },
         TrialEvent::ChunkDone {
             trial: TrialNumber(0),

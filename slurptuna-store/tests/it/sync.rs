@@ -19,6 +19,7 @@ fn asked(t: u64) -> TrialEvent {
     TrialEvent::Asked {
         trial: TrialNumber(t),
         params: params(t),
+        control: None,
     }
 }
 
@@ -36,6 +37,9 @@ fn summary(n_complete: u64) -> RunSummary {
         best_trial: Some(TrialNumber(0)),
         n_complete,
         n_failed: 0,
+        n_pruned: 0,
+        seeds_evaluated: 0,
+        seeds_saved: 0,
         n_trials: 10,
         direction: Direction::Minimize,
     }

@@ -108,6 +108,7 @@ fn asked(t: u64) -> TrialEvent {
     TrialEvent::Asked {
         trial: TrialNumber(t),
         params: params(t),
+        control: None,
     }
 }
 
