@@ -14,7 +14,7 @@ use crate::parzen::{Cands, Estimator, Model, ParzenParams, Scratch, Table};
 use crate::random::{random_params, trial_rng};
 
 /// How many observations form the "below" (good) group, as a function of the number `n` of
-/// finished trials.
+/// finished trials (complete and pruned; failed ones do not count).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Gamma {
     /// `min(ceil(fraction · n), max)`. Optuna's default is `fraction = 0.1`, `max = 25`.
@@ -81,7 +81,7 @@ pub enum Startup {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TpeConfig {
     /// Trials proposed by the startup sampler before TPE takes over: TPE starts once this many
-    /// trials have completed (failed trials do not count). Default 10.
+    /// trials have completed or been pruned (failed trials do not count). Default 10.
     pub n_startup_trials: usize,
     /// Candidates drawn from the below density `l(x)` per trial; the one maximising
     /// `l(x)/g(x)` is proposed. Default 24.
@@ -196,12 +196,16 @@ impl TpeConfig {
 
 /// Tree-structured Parzen Estimator, following Optuna 5.0's `TPESampler`.
 ///
-/// Per trial: the completed trials (failed ones excluded) are split by value into the best
-/// `gamma(n)` ("below") and the rest ("above", plus running trials under the constant liar);
-/// a Parzen estimator is fitted to each, `n_ei_candidates` candidates are drawn from the below
-/// density `l(x)` and the one maximising `l(x)/g(x)` is proposed. Values are negated when
-/// maximising. A candidate identical to a running trial's parameters is never proposed when
-/// another candidate exists.
+/// Per trial: the `n` finished trials (complete and pruned; failed ones excluded) are split
+/// into the best `gamma(n)` ("below") and the rest ("above", plus running trials under the
+/// constant liar), as Optuna does: the below group takes complete trials by value first and,
+/// only if fewer than `gamma(n)` trials are complete, fills up with pruned trials, those that
+/// evaluated more seeds first, then by the race's estimate of their mean
+/// ([`slurptuna_core::RaceOutcome`]'s `seeds` and `estimate`, Optuna's last step and last
+/// intermediate value). A Parzen estimator is fitted to each group, `n_ei_candidates`
+/// candidates are drawn from the below density `l(x)` and the one maximising `l(x)/g(x)` is
+/// proposed. Values (and pruned trials' estimates) are negated when maximising. A candidate
+/// identical to a running trial's parameters is never proposed when another candidate exists.
 ///
 /// ```
 /// use slurptuna_core::{search_param, AskContext, Direction, ParamSpace, Sampler, TrialNumber};
@@ -314,7 +318,7 @@ impl Sampler for TpeSampler {
 }
 
 impl TpeSampler {
-    /// The proposal, given the synchronised history `hist` holding `n` completed rows.
+    /// The proposal, given the synchronised history `hist` holding `n` finished rows.
     fn ask_with<R: Rng>(
         &self,
         ctx: &AskContext<'_>,
@@ -327,9 +331,10 @@ impl TpeSampler {
         if n < self.config.n_startup_trials {
             return Ok(startup(dims, self.config.startup, self.seed, ctx, rng));
         }
-        // Split: the gamma(n) best (ties keep trial order) are below, the rest above.
+        // Split: the gamma(n) best (complete by value, ties in trial order; then pruned by
+        // (−seeds, estimate)) are below, the rest above.
         let n_below = self.config.gamma.below(n);
-        let below = hist.best_rows(ctx.direction == Direction::Maximize, n_below);
+        let below = hist.below_rows(ctx.direction == Direction::Maximize, n_below);
         let table = &mut hist.table;
         let mut row = vec![0.0; width];
         let mut n_running = 0;
@@ -388,7 +393,7 @@ impl TpeSampler {
         for &r in &below {
             is_below[r as usize] = true;
         }
-        // The above rows in trial order: completed ones not below, then the running ones.
+        // The above rows in trial order: finished ones not below, then the running ones.
         let above: Vec<u32> = (0..n as u32)
             .filter(|&r| !is_below[r as usize])
             .chain(n as u32..(n + n_running) as u32)
@@ -434,8 +439,8 @@ impl TpeSampler {
     }
 }
 
-/// The sorted orders of the above group (completed rows not in `is_below`, then the running
-/// rows `n..`) from the sorted orders of all completed rows: `O(n)` per column.
+/// The sorted orders of the above group (finished rows not in `is_below`, then the running
+/// rows `n..`) from the sorted orders of all finished rows: `O(n)` per column.
 fn above_orders(
     sorted: &[Vec<u32>],
     table: &Table,

@@ -1,6 +1,6 @@
 use slurptuna_core::{
-    search_param, AskContext, Direction, ParamSpace, Params, Sampler, SeedStats, TrialNumber,
-    TrialRecord, TrialState,
+    search_param, AskContext, Direction, ParamSpace, Params, RaceOutcome, Sampler, SeedStats,
+    TrialNumber, TrialRecord, TrialState,
 };
 
 /// A space with every kind of parameter.
@@ -59,6 +59,28 @@ pub(crate) fn complete(number: u64, params: Params, value: f64) -> TrialRecord {
         params,
         state: TrialState::Complete {
             stats: SeedStats::from_values(&[value]),
+        },
+    }
+}
+
+/// A trial a seed race pruned after `seeds` seeds, with estimate `estimate` of its mean (the
+/// last of its looks).
+pub(crate) fn pruned(number: u64, params: Params, seeds: u64, estimate: f64) -> TrialRecord {
+    TrialRecord {
+        number: TrialNumber(number),
+        params,
+        state: TrialState::Pruned {
+            race: Box::new(RaceOutcome {
+                seeds,
+                estimate,
+                bound: estimate - 0.1,
+                beta: 0.5,
+                threshold: estimate - 0.2,
+                control: TrialNumber(0),
+                alpha: 0.05,
+                stats: SeedStats::from_values(&[estimate]),
+                looks: vec![(seeds / 2, estimate + 0.3), (seeds, estimate)],
+            }),
         },
     }
 }

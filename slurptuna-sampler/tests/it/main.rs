@@ -14,3 +14,5 @@ mod determinism;
 mod legality;
 /// Constant liar: with 8 trials running, no two proposals are equal.
 mod liar;
+/// Pruned trials: Optuna's below/above split, determinism, and pruned regions avoided.
+mod pruned;
