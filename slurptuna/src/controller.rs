@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use slurptuna_core::racing::{Control, Race, RaceConfig, RacePlan};
 use slurptuna_core::{
-    best_of, AskContext, ChunkIndex, ChunkKey, ChunkResult, ChunkSink, CoreError, Direction,
-    ExecError, Executor, LossDefinition, Params, RunHistory, RunSummary, Sampler, SeedLayout,
-    SeedStats, Store, StoredChunk, TrialEvent, TrialJob, TrialNumber, TrialRecord, TrialState,
+    best_of, AskContext, ChunkIndex, ChunkKey, ChunkResult, ChunkSink, CoreError, Delivery,
+    Direction, ExecError, Executor, LossDefinition, Params, RaceOutcome, RunHistory, RunSummary,
+    Sampler, SeedLayout, SeedStats, Store, StoredChunk, TrialEvent, TrialJob, TrialNumber,
+    TrialRecord, TrialState,
 };
 
 use crate::progress::Progress;
@@ -48,11 +50,56 @@ pub(crate) struct Study<'a> {
     /// Sync the store before a trial is handed to the executor (a batch scheduler: its jobs
     /// must never outlive a journal that forgot the trial).
     pub(crate) sync_before_dispatch: bool,
+    /// Seed racing, when on.
+    pub(crate) racing: Option<Racing>,
 }
 
-type Pending = (TrialNumber, Params, BTreeMap<ChunkIndex, StoredChunk>);
+/// How a study races its trials ([`crate::Racing`] resolved against the seed layout).
+pub(crate) struct Racing {
+    pub(crate) config: RaceConfig,
+    /// The sampler seed: part of every plan's key.
+    pub(crate) random_seed: u64,
+    /// The incumbent's per-seed values and the live best value, shared by the study's trials.
+    pub(crate) book: Mutex<Book>,
+}
+
+/// What the races of a study share.
+#[derive(Default)]
+pub(crate) struct Book {
+    /// The best COMPLETE trial with all its per-seed values: the control of new trials.
+    incumbent: Option<Arc<Control>>,
+    /// The live best COMPLETE value: the threshold of every race.
+    best: Option<f64>,
+}
+
+impl Racing {
+    pub(crate) fn new(config: RaceConfig, random_seed: u64) -> Self {
+        Racing {
+            config,
+            random_seed,
+            book: Mutex::new(Book::default()),
+        }
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How many replayed races the replay check runs when a raced trial becomes the best.
+const REPLAY_RACES: u32 = 200;
+
+type Pending = (
+    TrialNumber,
+    Params,
+    BTreeMap<ChunkIndex, StoredChunk>,
+    Option<TrialNumber>,
+);
+/// A finished evaluation: the state, and (racing) the trial's per-seed values in the order of
+/// the study's seed list when it completed.
+type Evaluated = (TrialState, Option<Vec<f64>>);
 type TrialFuture<'s> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = (TrialNumber, Result<TrialState, Stop>)> + Send + 's>,
+    Box<dyn std::future::Future<Output = (TrialNumber, Result<Evaluated, Stop>)> + Send + 's>,
 >;
 
 impl Study<'_> {
@@ -69,11 +116,17 @@ impl Study<'_> {
             .unfinished()
             .map(|t| {
                 let chunks = history.chunks(t.number).cloned().unwrap_or_default();
-                (t.number, t.params.clone(), chunks)
+                (
+                    t.number,
+                    t.params.clone(),
+                    chunks,
+                    history.control(t.number),
+                )
             })
             .collect();
         let mut next = history.next_trial_number();
         drop(history);
+        self.adopt_incumbent(&finished)?;
         let mut running: BTreeMap<TrialNumber, Params> = BTreeMap::new();
         let mut in_flight = FuturesUnordered::new();
         self.write_summary(&finished)?;
@@ -120,24 +173,33 @@ impl Study<'_> {
         // One watcher for the whole study (not a new timer per finished trial).
         let interrupt = wait_for(self.interrupted);
         tokio::pin!(interrupt);
+        // Racing: the control of each running trial, and former incumbents whose per-seed
+        // values wait until no running race needs them.
+        let mut controls: BTreeMap<TrialNumber, TrialNumber> = BTreeMap::new();
+        let mut retired: Vec<TrialNumber> = Vec::new();
         loop {
             while running.len() < self.max_concurrent
                 && (!pending.is_empty()
                     || (finished.len() + running.len()) < self.n_trials as usize)
             {
-                let (number, params, stored) = match pending.pop_front() {
+                let (number, params, stored, control) = match pending.pop_front() {
                     Some(p) => p,
                     None => {
                         let number = *next;
                         let params = self.ask(number, finished, running)?;
+                        let control = self.control_for_new_trial();
                         self.store.append(&TrialEvent::Asked {
                             trial: number,
                             params: params.clone(),
+                            control,
                         })?;
                         *next = TrialNumber(number.0 + 1);
-                        (number, params, BTreeMap::new())
+                        (number, params, BTreeMap::new(), control)
                     }
                 };
+                if let Some(c) = control {
+                    controls.insert(number, c);
+                }
                 if self.sync_before_dispatch {
                     self.store.sync()?;
                 }
@@ -146,6 +208,7 @@ impl Study<'_> {
                     number,
                     params,
                     stored,
+                    control,
                     fingerprints.clone(),
                 )));
             }
@@ -159,7 +222,7 @@ impl Study<'_> {
             let Some((number, outcome)) = done else {
                 break;
             };
-            let state = outcome?;
+            let (state, values) = outcome?;
             let event = match &state {
                 TrialState::Complete { stats } => TrialEvent::Completed {
                     trial: number,
@@ -169,9 +232,25 @@ impl Study<'_> {
                     trial: number,
                     reason: reason.clone(),
                 },
+                TrialState::Pruned { race } => TrialEvent::Pruned {
+                    trial: number,
+                    race: (**race).clone(),
+                },
                 TrialState::Running => continue,
             };
             self.store.append(&event)?;
+            let control = controls.remove(&number);
+            if let Some(racing) = &self.racing {
+                self.after_race(
+                    racing,
+                    number,
+                    &state,
+                    values,
+                    control,
+                    &controls,
+                    &mut retired,
+                )?;
+            }
             let params = running.remove(&number).unwrap_or_default();
             let record = TrialRecord {
                 number,
@@ -219,8 +298,171 @@ impl Study<'_> {
     }
 
     fn write_summary(&self, finished: &[TrialRecord]) -> Result<(), CoreError> {
-        self.store
-            .write_summary(&summarize(finished, self.direction, self.n_trials))
+        self.store.write_summary(&summarize(
+            finished,
+            self.direction,
+            self.n_trials,
+            self.layout.n_seeds(),
+        ))
+    }
+
+    /// Racing, at the start of a session: the best COMPLETE trial becomes the incumbent if its
+    /// per-seed values are stored (a resumed race needs its control).
+    fn adopt_incumbent(&self, finished: &[TrialRecord]) -> Result<(), CoreError> {
+        let Some(racing) = &self.racing else {
+            return Ok(());
+        };
+        let best = best_of(finished, self.direction);
+        let incumbent = match best {
+            Some(t) => self.load_control(t.number)?,
+            None => None,
+        };
+        let mut book = racing.book();
+        book.best = best.and_then(TrialRecord::value);
+        book.incumbent = incumbent;
+        Ok(())
+    }
+
+    /// The stored per-seed values of trial `n` as a race control.
+    fn load_control(&self, n: TrialNumber) -> Result<Option<Arc<Control>>, CoreError> {
+        Ok(self.store.control_values(n)?.and_then(|values| {
+            (values.len() as u64 == self.layout.n_seeds()).then(|| {
+                Arc::new(Control {
+                    trial: n,
+                    mean: SeedStats::from_values(&values).mean(),
+                    values: values.into(),
+                })
+            })
+        }))
+    }
+
+    /// The control a new trial races against: the incumbent, when racing is on and can save
+    /// anything.
+    fn control_for_new_trial(&self) -> Option<TrialNumber> {
+        let racing = self.racing.as_ref()?;
+        let book = racing.book();
+        let incumbent = book.incumbent.as_ref()?;
+        racing
+            .config
+            .active(self.layout.n_seeds(), true)
+            .then_some(incumbent.trial)
+    }
+
+    /// The control `c` of a racing trial: the incumbent, or read back from the store (a resumed
+    /// race whose control has been replaced since).
+    fn control(&self, racing: &Racing, c: TrialNumber) -> Result<Option<Arc<Control>>, CoreError> {
+        let cached = racing
+            .book()
+            .incumbent
+            .as_ref()
+            .filter(|i| i.trial == c)
+            .cloned();
+        match cached {
+            Some(inc) => Ok(Some(inc)),
+            None => self.load_control(c),
+        }
+    }
+
+    /// Racing bookkeeping after trial `number` finished: a new best becomes the incumbent (its
+    /// values stored, its race replayed), and per-seed values no race needs are deleted.
+    #[allow(clippy::too_many_arguments)]
+    fn after_race(
+        &self,
+        racing: &Racing,
+        number: TrialNumber,
+        state: &TrialState,
+        values: Option<Vec<f64>>,
+        control: Option<TrialNumber>,
+        running_controls: &BTreeMap<TrialNumber, TrialNumber>,
+        retired: &mut Vec<TrialNumber>,
+    ) -> Result<(), CoreError> {
+        let value = match state {
+            TrialState::Complete { stats } => Some(stats.mean()).filter(|v| !v.is_nan()),
+            _ => None,
+        };
+        let best = racing.book().best;
+        let better = value.is_some_and(|v| best.is_none_or(|b| self.direction.better(v, b)));
+        match (better, values) {
+            (true, Some(values)) => {
+                self.store.save_control_values(number, &values)?;
+                let new = Arc::new(Control {
+                    trial: number,
+                    mean: SeedStats::from_values(&values).mean(),
+                    values: values.into(),
+                });
+                let old = {
+                    let mut book = racing.book();
+                    book.best = value;
+                    book.incumbent.replace(new.clone())
+                };
+                if let Some(old) = old {
+                    if control == Some(old.trial) {
+                        self.replay_check(racing, number, &new, &old);
+                    }
+                    retired.push(old.trial);
+                }
+            }
+            (true, None) => {
+                // A new best without values (they could not be kept): no new control.
+                racing.book().best = value;
+            }
+            (false, _) => {
+                if !self.keep_seed_values {
+                    self.store.discard_seed_values(number)?;
+                }
+            }
+        }
+        if !self.keep_seed_values {
+            let in_use: std::collections::BTreeSet<TrialNumber> =
+                running_controls.values().copied().collect();
+            let mut kept = Vec::new();
+            for r in retired.drain(..) {
+                if in_use.contains(&r) {
+                    kept.push(r);
+                } else {
+                    self.store.discard_seed_values(r)?;
+                }
+            }
+            *retired = kept;
+        }
+        Ok(())
+    }
+
+    /// The replay check: a new best that won its race is raced again on its own values in
+    /// fresh seed orders, with its own mean as the threshold; eliminations above α mean the race
+    /// is unfair to trials like it (effects the control does not share): warn.
+    fn replay_check(
+        &self,
+        racing: &Racing,
+        number: TrialNumber,
+        best: &Control,
+        control: &Control,
+    ) {
+        let key = (racing.random_seed, self.entry_id.as_deref(), number);
+        match slurptuna_core::racing::replay(
+            racing.config,
+            &self.layout,
+            &best.values,
+            control,
+            self.direction,
+            REPLAY_RACES,
+            key,
+        ) {
+            Ok(r) if r.warns() => tracing::warn!(
+                trial = number.0,
+                eliminated = r.pruned,
+                races = r.races,
+                upper_95 = r.upper,
+                alpha = r.alpha,
+                "the new best trial was eliminated in {} of {} replayed races (more than alpha = {}): \
+                 the race may prune good trials of this loss; raise racing.min_seeds or turn racing off",
+                r.pruned,
+                r.races,
+                r.alpha
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(trial = number.0, error = %e, "replay check failed"),
+        }
     }
 
     async fn trial(
@@ -228,46 +470,90 @@ impl Study<'_> {
         number: TrialNumber,
         params: Params,
         stored: BTreeMap<ChunkIndex, StoredChunk>,
+        control: Option<TrialNumber>,
         fingerprints: Arc<[u64]>,
-    ) -> (TrialNumber, Result<TrialState, Stop>) {
+    ) -> (TrialNumber, Result<Evaluated, Stop>) {
         (
             number,
-            self.evaluate(number, params, stored, &fingerprints).await,
+            self.evaluate(number, params, stored, control, &fingerprints)
+                .await,
         )
     }
 
     /// Evaluates the chunks of trial `number` that `stored` does not hold under their key;
-    /// `fingerprints` are the layout's chunk fingerprints, computed once per study.
+    /// `fingerprints` are the layout's chunk fingerprints, computed once per study. A racing
+    /// trial (`control`) runs its seeds in its plan order and stops at a prune.
     async fn evaluate(
         &self,
         number: TrialNumber,
         params: Params,
         stored: BTreeMap<ChunkIndex, StoredChunk>,
+        control: Option<TrialNumber>,
         fingerprints: &[u64],
-    ) -> Result<TrialState, Stop> {
+    ) -> Result<Evaluated, Stop> {
+        let racing = self.racing.as_ref();
+        let control = match (racing, control) {
+            (Some(r), Some(c)) => {
+                let found = self.control(r, c)?;
+                if found.is_none() {
+                    tracing::warn!(
+                        trial = number.0,
+                        control = c.0,
+                        "the per-seed values of this trial's race control are gone: it is evaluated again on every seed, unraced"
+                    );
+                }
+                found
+            }
+            _ => None,
+        };
+        let plan = match (racing, &control) {
+            (Some(r), Some(c)) => Some(RacePlan::new(
+                &r.config,
+                &self.layout,
+                c,
+                (r.random_seed, self.entry_id.as_deref(), number),
+            )?),
+            _ => None,
+        };
+        let (layout, plan_fingerprints) = match &plan {
+            Some(p) => {
+                let l = Arc::new(p.layout(&self.layout)?);
+                let f: Vec<u64> = l.chunks().map(|c| l.chunk_fingerprint(c)).collect();
+                (l, Some(f))
+            }
+            None => (self.layout.clone(), None),
+        };
+        let fingerprints = plan_fingerprints.as_deref().unwrap_or(fingerprints);
         let mut job = TrialJob {
             loss_name: self.loss.name().to_string(),
             entry_id: self.entry_id.clone(),
             trial: number,
             params,
-            layout: self.layout.clone(),
+            layout: layout.clone(),
             chunks: Vec::new(),
             trial_dir: self.store.trial_dir(number)?,
-            keep_seed_values: self.keep_seed_values,
+            // Racing: any trial may become the control, whose every value races count on.
+            keep_seed_values: self.keep_seed_values || racing.is_some(),
         };
         let keys = job.keys();
         let key = |c: ChunkIndex| keys.key(c, fingerprints[c.0 as usize]);
         let mut have = BTreeMap::new();
+        let mut have_values = BTreeMap::new();
         let mut expected_keys = BTreeMap::new();
-        for c in self.layout.chunks() {
-            let expected = self.layout.chunk_positions(c);
+        for c in layout.chunks() {
+            let expected = layout.chunk_positions(c);
             let k = key(c);
-            let reusable = stored
-                .get(&c)
-                .filter(|s| s.key == k && s.result.stats.count() == expected.end - expected.start);
+            let reusable = stored.get(&c).filter(|s| {
+                s.key == k
+                    && s.result.stats.count() == expected.end - expected.start
+                    && (racing.is_none() || s.result.values.is_some())
+            });
             match reusable {
                 Some(s) => {
                     have.insert(c, s.result.stats);
+                    if let Some(v) = &s.result.values {
+                        have_values.insert(c, v.clone());
+                    }
                 }
                 None => {
                     job.chunks.push(c);
@@ -275,56 +561,121 @@ impl Study<'_> {
                 }
             }
         }
+        let race = match (racing, &plan, &control) {
+            (Some(r), Some(p), Some(c)) => Some(RaceSink {
+                race: Mutex::new(Race::new(
+                    r.config,
+                    p,
+                    c,
+                    layout.chunk_size(),
+                    self.direction,
+                )?),
+                racing: r,
+                pruned: Mutex::new(None),
+            }),
+            _ => None,
+        };
         let sink = TrialSink {
             store: self.store,
             expected: expected_keys,
-            layout: &self.layout,
+            layout: &layout,
             results: Mutex::new(have),
+            values: racing.map(|_| Mutex::new(BTreeMap::new())),
+            race,
         };
-        match self.executor.evaluate(job, &sink).await {
-            Ok(()) => {}
-            Err(ExecError::Trial(f)) => return Ok(TrialState::Failed { reason: f.reason }),
-            Err(ExecError::Fatal(e)) => return Err(Stop::Fatal(e)),
+        // A resumed race: the stored prefix may already decide it.
+        for (c, v) in have_values {
+            sink.keep_values(c, v.clone());
+            if sink.race_chunk(c, v)? == Delivery::Stop {
+                break;
+            }
+        }
+        if sink.pruned().is_none() {
+            match self.executor.evaluate(job, &sink).await {
+                Ok(()) => {}
+                Err(ExecError::Trial(f)) => {
+                    return Ok((TrialState::Failed { reason: f.reason }, None))
+                }
+                Err(ExecError::Fatal(e)) => return Err(Stop::Fatal(e)),
+            }
+        }
+        if let Some(race) = sink.pruned() {
+            return Ok((
+                TrialState::Pruned {
+                    race: Box::new(race),
+                },
+                None,
+            ));
         }
         let results = sink.results.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut stats = SeedStats::default();
-        for c in self.layout.chunks() {
+        for c in layout.chunks() {
             match results.get(&c) {
                 Some(s) => stats.merge(s),
                 None => {
-                    return Ok(TrialState::Failed {
-                        reason: format!(
-                            "executor '{}' finished without a result for chunk {c}",
-                            self.executor.name()
-                        ),
-                    })
+                    return Ok((
+                        TrialState::Failed {
+                            reason: format!(
+                                "executor '{}' finished without a result for chunk {c}",
+                                self.executor.name()
+                            ),
+                        },
+                        None,
+                    ))
                 }
             }
         }
-        Ok(TrialState::Complete { stats })
+        // The values in the order of the study's seed list (a control's values).
+        let values = sink.values.and_then(|v| {
+            let by_chunk = v.into_inner().unwrap_or_else(|e| e.into_inner());
+            let in_plan: Vec<f64> = by_chunk.into_values().flatten().collect();
+            (in_plan.len() as u64 == layout.n_seeds()).then(|| match &plan {
+                Some(p) => p.to_base_order(&in_plan),
+                None => in_plan,
+            })
+        });
+        Ok((TrialState::Complete { stats }, values))
     }
 }
 
-/// Builds `summary.json` from the finished trials.
+/// Builds `summary.json` from the finished trials (of `n_seeds` seeds each).
 pub(crate) fn summarize(
     finished: &[TrialRecord],
     direction: Direction,
     n_trials: u64,
+    n_seeds: u64,
 ) -> RunSummary {
     let best = best_of(finished, direction);
-    let n_complete = finished
-        .iter()
-        .filter(|t| matches!(t.state, TrialState::Complete { .. }))
-        .count() as u64;
+    let count = |f: fn(&TrialState) -> bool| finished.iter().filter(|t| f(&t.state)).count() as u64;
+    let n_complete = count(|s| matches!(s, TrialState::Complete { .. }));
+    let n_pruned = count(|s| matches!(s, TrialState::Pruned { .. }));
+    let (seeds_evaluated, seeds_saved) = seed_counts(finished, n_seeds);
     RunSummary {
         best_value: best.and_then(TrialRecord::value),
         best_params: best.map(|t| t.params.clone()),
         best_trial: best.map(|t| t.number),
         n_complete,
-        n_failed: finished.len() as u64 - n_complete,
+        n_failed: finished.len() as u64 - n_complete - n_pruned,
+        n_pruned,
+        seeds_evaluated,
+        seeds_saved,
         n_trials,
         direction,
     }
+}
+
+/// Seed evaluations behind the finished trials' results, and those racing saved (the seeds
+/// pruned trials did not evaluate), for trials of `n_seeds` seeds.
+pub(crate) fn seed_counts(finished: &[TrialRecord], n_seeds: u64) -> (u64, u64) {
+    finished.iter().fold((0, 0), |(used, saved), t| {
+        let n = t.seeds_evaluated();
+        let s = if t.pruned().is_some() {
+            n_seeds.saturating_sub(n)
+        } else {
+            0
+        };
+        (used + n, saved + s)
+    })
 }
 
 async fn wait_for(flag: &AtomicBool) {
@@ -333,12 +684,58 @@ async fn wait_for(flag: &AtomicBool) {
     }
 }
 
-/// Stores chunk results as they land and keeps their statistics for the merge.
+/// Stores chunk results as they land and keeps their statistics for the merge; for a racing
+/// trial it also keeps the per-seed values and runs the race on the prefix.
 struct TrialSink<'a> {
     store: &'a dyn Store,
     expected: BTreeMap<ChunkIndex, ChunkKey>,
     layout: &'a SeedLayout,
     results: Mutex<BTreeMap<ChunkIndex, SeedStats>>,
+    /// Racing is on: every chunk's values, kept (the trial may become the control).
+    values: Option<Mutex<BTreeMap<ChunkIndex, Vec<f64>>>>,
+    /// The trial races.
+    race: Option<RaceSink<'a>>,
+}
+
+struct RaceSink<'a> {
+    race: Mutex<Race>,
+    racing: &'a Racing,
+    pruned: Mutex<Option<RaceOutcome>>,
+}
+
+impl TrialSink<'_> {
+    fn keep_values(&self, chunk: ChunkIndex, values: Vec<f64>) {
+        if let Some(v) = &self.values {
+            v.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(chunk, values);
+        }
+    }
+
+    /// Feeds chunk `chunk`'s values to the race and looks at the prefix: `Stop` once pruned.
+    fn race_chunk(&self, chunk: ChunkIndex, values: Vec<f64>) -> Result<Delivery, CoreError> {
+        let Some(r) = &self.race else {
+            return Ok(Delivery::Continue);
+        };
+        let mut race = r.race.lock().unwrap_or_else(|e| e.into_inner());
+        race.add(chunk, values)?;
+        let Some(threshold) = r.racing.book().best else {
+            return Ok(Delivery::Continue);
+        };
+        match race.advance(threshold)? {
+            Some(outcome) => {
+                *r.pruned.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                Ok(Delivery::Stop)
+            }
+            None => Ok(Delivery::Continue),
+        }
+    }
+
+    fn pruned(&self) -> Option<RaceOutcome> {
+        self.race
+            .as_ref()
+            .and_then(|r| r.pruned.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
 }
 
 impl ChunkSink for TrialSink<'_> {
@@ -347,11 +744,15 @@ impl ChunkSink for TrialSink<'_> {
         trial: TrialNumber,
         chunk: ChunkIndex,
         result: ChunkResult,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Delivery, CoreError> {
         let bad = |reason: String| CoreError::Executor {
             executor: "sink",
             source: format!("trial {trial}, chunk {chunk}: {reason}").into(),
         };
+        if self.pruned().is_some() {
+            // Decided: later results are not needed.
+            return Ok(Delivery::Stop);
+        }
         let Some(key) = self.expected.get(&chunk) else {
             return Err(bad("this chunk was not requested".into()));
         };
@@ -363,19 +764,36 @@ impl ChunkSink for TrialSink<'_> {
                 want.end - want.start
             )));
         }
-        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
-        if results.contains_key(&chunk) {
-            return Err(bad("delivered twice".into()));
+        let values = match (&self.values, &result.values) {
+            (Some(_), Some(v)) => Some(v.clone()),
+            (Some(_), None) => {
+                return Err(bad(
+                    "seed racing needs per-seed values, and the executor delivered none".into(),
+                ))
+            }
+            (None, _) => None,
+        };
+        {
+            let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+            if results.contains_key(&chunk) {
+                return Err(bad("delivered twice".into()));
+            }
+            let stats = result.stats;
+            self.store.append(&TrialEvent::ChunkDone {
+                trial,
+                chunk,
+                key: key.clone(),
+                result,
+            })?;
+            results.insert(chunk, stats);
         }
-        let stats = result.stats;
-        self.store.append(&TrialEvent::ChunkDone {
-            trial,
-            chunk,
-            key: key.clone(),
-            result,
-        })?;
-        results.insert(chunk, stats);
-        Ok(())
+        match values {
+            Some(v) => {
+                self.keep_values(chunk, v.clone());
+                self.race_chunk(chunk, v)
+            }
+            None => Ok(Delivery::Continue),
+        }
     }
 }
 
@@ -436,9 +854,149 @@ mod tests {
             interrupted: &flag,
             summary_interval: Duration::ZERO,
             sync_before_dispatch,
+            racing: None,
         };
         let history = store.load().map_err(Stop::Fatal)?;
         study.run(history).await
+    }
+
+    /// A loss whose value is 10·x plus seed noise of sd ≈ 0.3 with mean 0: trials far from the
+    /// best are clearly worse long before their last seed.
+    fn noisy() -> LossDefinition {
+        loss("race")
+            .description("racing test")
+            .param("x", (0.0, 1.0))
+            .build(|p, seed, _| {
+                let mut f = slurptuna_core::Fnv64::new();
+                f.write(&seed.to_le_bytes());
+                let h = f.finish();
+                let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+                Ok((10.0 * p.f64("x")? + (u - 0.5)).into())
+            })
+            .unwrap()
+    }
+
+    fn racing_layout() -> Arc<SeedLayout> {
+        let spec = SeedSpec {
+            n_seeds: Some(1000),
+            chunk_size: Some(50),
+            ..Default::default()
+        };
+        Arc::new(SeedLayout::resolve(&spec, 0).unwrap())
+    }
+
+    async fn race(
+        store: &MemoryStore,
+        exec: &FakeExecutor,
+        n: u64,
+    ) -> Result<Vec<TrialRecord>, Stop> {
+        let l = noisy();
+        let sampler = RandomSampler::new(7);
+        let progress = Progress::new("t", false, false, None);
+        let flag = AtomicBool::new(false);
+        let layout = racing_layout();
+        let study = Study {
+            loss: &l,
+            entry_id: None,
+            direction: Direction::Minimize,
+            n_trials: n,
+            max_concurrent: 1,
+            layout: layout.clone(),
+            keep_seed_values: false,
+            store,
+            sampler: &sampler,
+            executor: exec,
+            progress: &progress,
+            interrupted: &flag,
+            summary_interval: Duration::ZERO,
+            sync_before_dispatch: false,
+            racing: Some(Racing::new(RaceConfig::for_seeds(1000, 50), 123)),
+        };
+        let history = store.load().map_err(Stop::Fatal)?;
+        study.run(history).await
+    }
+
+    #[test]
+    fn racing_prunes_clearly_worse_trials_and_keeps_the_best() {
+        let (store, (exec, handle)) = (MemoryStore::new(), FakeExecutor::new(noisy()));
+        let done = rt().block_on(race(&store, &exec, 12)).unwrap();
+        let pruned: Vec<&TrialRecord> = done.iter().filter(|t| t.pruned().is_some()).collect();
+        assert!(pruned.len() >= 4, "{} of 12 trials pruned", pruned.len());
+        for t in &pruned {
+            let r = t.pruned().unwrap();
+            // Pruned trials stopped at a chunk boundary past min_seeds, and are really worse
+            // than the best complete value when they were pruned.
+            assert!(
+                r.seeds >= 200 && r.seeds < 1000 && r.seeds % 50 == 0,
+                "{r:?}"
+            );
+            assert!(r.bound > r.threshold && r.estimate >= r.bound, "{r:?}");
+            let x = t.params.f64("x").unwrap();
+            assert!(
+                10.0 * x > r.threshold,
+                "trial {} (x = {x}) was pruned wrongly",
+                t.number
+            );
+        }
+        // The best trial of an unraced study with the same proposals is the best here too: a
+        // trial better than the incumbent is never pruned.
+        let best = best_of(&done, Direction::Minimize).unwrap();
+        let min_x = done
+            .iter()
+            .map(|t| t.params.f64("x").unwrap())
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(best.params.f64("x").unwrap(), min_x);
+        // Raced trials evaluated their chunks in plan order: the first chunk of a raced trial
+        // starts with the census seeds, not seeds 0..50.
+        let raced = handle
+            .calls()
+            .into_iter()
+            .filter(|(n, _)| pruned.iter().any(|t| t.number == *n))
+            .count();
+        assert_eq!(raced, pruned.len());
+        let summary = store.summary().unwrap();
+        assert_eq!(summary.n_pruned, pruned.len() as u64);
+        assert!(summary.seeds_saved > 0);
+        assert_eq!(
+            summary.seeds_evaluated + summary.seeds_saved,
+            12 * 1000,
+            "every seed is either evaluated or saved"
+        );
+        // Every trial but the final incumbent had its values discarded.
+        let discarded = store.discarded();
+        assert!(!discarded.contains(&best.number));
+        assert!(discarded.len() >= pruned.len());
+    }
+
+    #[test]
+    fn a_race_resumed_after_a_kill_makes_the_same_decisions() {
+        let (full_store, (exec, _)) = (MemoryStore::new(), FakeExecutor::new(noisy()));
+        let full = rt().block_on(race(&full_store, &exec, 10)).unwrap();
+        let events = full_store.events();
+        // Kill during the first pruned trial's race: after its first stored chunks.
+        let first_pruned = full.iter().find(|t| t.pruned().is_some()).unwrap().number;
+        let cut = events
+            .iter()
+            .position(
+                |e| matches!(e, TrialEvent::ChunkDone { trial, .. } if *trial == first_pruned),
+            )
+            .unwrap()
+            + 3;
+        let store = MemoryStore::new();
+        for e in &events[..cut] {
+            store.append(e).unwrap();
+        }
+        for t in full.iter().filter(|t| t.number < first_pruned) {
+            if let Some(v) = full_store.control_values(t.number).unwrap() {
+                store.save_control_values(t.number, &v).unwrap();
+            }
+        }
+        let (exec, _) = FakeExecutor::new(noisy());
+        let resumed = rt().block_on(race(&store, &exec, 10)).unwrap();
+        assert_eq!(
+            resumed, full,
+            "a resumed race must decide as the uninterrupted one"
+        );
     }
 
     fn rt() -> tokio::runtime::Runtime {
@@ -465,6 +1023,7 @@ mod tests {
                 TrialEvent::ChunkDone { .. } => "chunk",
                 TrialEvent::Completed { .. } => "completed",
                 TrialEvent::Failed { .. } => "failed",
+                _ => "other",
             })
             .collect();
         assert_eq!(

@@ -74,7 +74,7 @@ pub use backends::Scheduler;
 pub use entries::{optimize_entries, optimize_entries_async};
 pub use error::{Error, Result};
 pub use mode::{execution_mode, ExecutionMode};
-pub use options::{Durability, EntriesOptions, RunOptions, SamplerChoice};
+pub use options::{Durability, EntriesOptions, Racing, RunOptions, SamplerChoice};
 pub use result::{MultiOptimizeResult, OptimizeResult};
 pub use run::{optimize_run, optimize_run_async};
 #[cfg(feature = "study")]

@@ -43,6 +43,59 @@ impl fmt::Debug for SamplerChoice {
 
 /// How hard the run directory is pushed to disk (`durability`).
 ///
+/// The options of seed racing ([`RunOptions::racing`], the study file's `[racing]` table).
+///
+/// Each trial after the first races against the incumbent (the best COMPLETE trial when it
+/// started) on the same seeds, in its own random order with the seeds where the incumbent is most
+/// extreme first. At each chunk boundary of the evaluated prefix (never earlier than `min_seeds`)
+/// a control-variate confidence sequence bounds the trial's mean over all seeds; the trial is
+/// PRUNED once the bound is worse than the best completed value (+ `margin`).
+///
+/// **Guarantee.** A trial whose mean over the study's seeds is never worse than the best
+/// completed value during its race is pruned with probability at most `alpha`, over its own seed
+/// order (asymptotically in `min_seeds`, for losses of finite variance). The eventual best trial
+/// is such a trial, so it is lost with probability at most `alpha`, with no union over trials.
+/// Effects confined to seeds rarer than about ln(1/alpha)/min_seeds and not shared with the
+/// incumbent cannot be seen in time: raise `min_seeds` for such losses.
+///
+/// Racing needs each trial's per-seed values (8 bytes per seed) while it may serve as a
+/// control; they are deleted once no race needs them, unless `keep_seed_values` is on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Racing {
+    /// Per-trial false-elimination level, in (0, 0.5). Default 0.01.
+    pub alpha: f64,
+    /// No decision before this many seeds (rounded up to whole chunks). Default
+    /// max(200, ⌈0.02·N⌉), at least one chunk. Racing is active only when N ≥ 2·min_seeds.
+    pub min_seeds: Option<u64>,
+    /// Prune only when the bound clears the best value by this much (loss units, ≥ 0).
+    /// Default 0.
+    pub margin: f64,
+}
+
+impl Default for Racing {
+    fn default() -> Self {
+        Racing {
+            alpha: slurptuna_core::racing::DEFAULT_ALPHA,
+            min_seeds: None,
+            margin: 0.0,
+        }
+    }
+}
+
+impl Racing {
+    /// The race configuration for a study of `n_seeds` seeds in chunks of `chunk_size`.
+    pub fn config(&self, n_seeds: u64, chunk_size: u64) -> slurptuna_core::racing::RaceConfig {
+        let mut c = slurptuna_core::racing::RaceConfig::for_seeds(n_seeds, chunk_size);
+        c.alpha = self.alpha;
+        c.margin = self.margin;
+        if let Some(m) = self.min_seeds {
+            let chunk = chunk_size.max(1);
+            c.min_seeds = m.div_ceil(chunk).saturating_mul(chunk);
+        }
+        c
+    }
+}
+
 /// Every event is written to the journal (`write()`) before the controller acts on it, whatever
 /// the choice: a killed controller (kill -9, an out-of-memory kill, a lost login session) loses
 /// nothing that was reported. The choice is about an operating-system crash or a power loss.
@@ -179,6 +232,10 @@ macro_rules! with_shared_fields {
         /// With `Durability::Grouped`: the longest time between two fsyncs of the run directory
         /// (what an OS crash may lose at most). Default 100 ms.
         sync_interval: Duration = Duration::from_millis(100),
+        /// Seed racing: stop a trial early once its evaluated seeds show, with error at most
+        /// `alpha`, that its mean over all seeds is worse than the best completed value (see
+        /// [`Racing`]). Default `None` (off): every trial evaluates every seed.
+        racing: Option<Racing> = None,
             }
         }
     };

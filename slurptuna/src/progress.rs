@@ -98,6 +98,10 @@ impl Progress {
                     study = self.label, trial = t.number, reason = reason, params = t.params;
                     "trial failed"
                 ),
+                TrialState::Pruned { race } => report!(info,
+                    study = self.label, trial = t.number, estimate = race.estimate,
+                    seeds = race.seeds, params = t.params; "trial pruned"
+                ),
                 TrialState::Running => {}
             },
         }
@@ -125,7 +129,9 @@ impl Progress {
                 study = self.label, trial = t.number, reason = reason, params = t.params;
                 "trial failed"
             ),
-            TrialState::Running => {}
+            // Pruned trials are counted in the next completion line's totals by the bar only:
+            // a prune is routine, one line per prune would flood a log.
+            TrialState::Pruned { .. } | TrialState::Running => {}
         }
     }
 

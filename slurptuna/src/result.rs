@@ -24,6 +24,12 @@ pub struct OptimizeResult {
     pub n_complete: u64,
     /// Trials that failed (recorded with their reason).
     pub n_failed: u64,
+    /// Trials a seed race pruned ([`crate::Racing`]).
+    pub n_pruned: u64,
+    /// Seed evaluations behind the finished trials' results (this session and earlier ones).
+    pub seeds_evaluated: u64,
+    /// Seed evaluations racing saved: the seeds pruned trials did not need.
+    pub seeds_saved: u64,
     /// The study name (the loss name, as in the original).
     pub study_name: String,
     /// The run directory.

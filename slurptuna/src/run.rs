@@ -371,6 +371,7 @@ pub(crate) async fn run_study(
         None => loss.name().to_string(),
     };
     let progress = Progress::new(&label, opts.progress, call.bars, call.multi.as_ref());
+    let study_layout = layout.clone();
     let study = Study {
         loss,
         entry_id: opts.entry_id.as_deref().map(Arc::from),
@@ -388,6 +389,12 @@ pub(crate) async fn run_study(
         // A batch scheduler's jobs outlive the controller: the trial they compute must be in a
         // journal that an OS crash cannot forget.
         sync_before_dispatch: shared.is_some(),
+        racing: opts.racing.map(|r| {
+            crate::controller::Racing::new(
+                r.config(study_layout.n_seeds(), study_layout.chunk_size()),
+                opts.random_seed,
+            )
+        }),
     };
     let outcome = study.run(history).await;
     if shared.is_none() {
@@ -399,7 +406,10 @@ pub(crate) async fn run_study(
         Err(Stop::Fatal(e)) => return Err(e.into()),
     };
     let n_complete = finished.iter().filter(|t| t.value().is_some()).count() as u64;
-    let n_failed = finished.len() as u64 - n_complete;
+    let n_pruned = finished.iter().filter(|t| t.pruned().is_some()).count() as u64;
+    let n_failed = finished.len() as u64 - n_complete - n_pruned;
+    let (seeds_evaluated, seeds_saved) =
+        crate::controller::seed_counts(&finished, study_layout.n_seeds());
     let Some(best) = best_of(&finished, opts.direction).cloned() else {
         let last_failure = finished
             .iter()
@@ -434,6 +444,9 @@ pub(crate) async fn run_study(
         n_trials: opts.n_trials,
         n_complete,
         n_failed,
+        n_pruned,
+        seeds_evaluated,
+        seeds_saved,
         study_name: loss.name().to_string(),
         run_dir,
         mode: opts.mode,

@@ -45,6 +45,15 @@ pub(crate) fn check(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedLayo
             ),
         ));
     }
+    if let Some(r) = &opts.racing {
+        // The rest is checked on the seed layout below (min_seeds rounds up to whole chunks).
+        if r.min_seeds.is_some_and(|m| m < 2) {
+            return Err(Error::option(
+                "racing.min_seeds",
+                "must be >= 2 (no decision is taken before this many seeds)",
+            ));
+        }
+    }
     // The DISTRIBUTED knobs and the scheduler's own options are checked in every mode (they
     // are recorded in meta.json, and a typo is better found on a laptop than on the cluster).
     distributed_options(opts)?;
@@ -80,7 +89,11 @@ pub(crate) fn check(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedLayo
         chunk_size: opts.chunk_size,
         num_chunks: opts.num_chunks,
     };
-    Ok(SeedLayout::resolve(&spec, loss.seed_start())?)
+    let layout = SeedLayout::resolve(&spec, loss.seed_start())?;
+    if let Some(r) = &opts.racing {
+        r.config(layout.n_seeds(), layout.chunk_size()).validate()?;
+    }
+    Ok(layout)
 }
 
 /// The seed's DISTRIBUTED knobs of `opts` as the scheduler-independent options every backend

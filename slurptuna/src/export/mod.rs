@@ -151,6 +151,7 @@ pub(crate) fn summarize<'a>(data: &'a RunData, record: &'a TrialRecord) -> Trial
             None,
         ),
         TrialState::Failed { reason } => (None, None, None, None, Some(reason.as_str())),
+        TrialState::Pruned { race } => (None, None, None, Some(race.stats.count()), None),
         TrialState::Running => {
             let done = data
                 .history

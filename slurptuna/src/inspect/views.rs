@@ -238,6 +238,7 @@ fn row(data: &RunData, t: &TrialRecord) -> TrialRow {
             None,
         ),
         TrialState::Failed { reason } => (None, None, None, Some(reason.clone())),
+        TrialState::Pruned { race } => (None, None, Some(race.stats.count()), None),
         TrialState::Running => (None, None, None, None),
     };
     TrialRow {

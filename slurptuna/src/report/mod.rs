@@ -406,7 +406,7 @@ fn run_sections(d: &RunData, h: u8, prefix: &str) -> String {
             let start = times.started?;
             let outcome = match t.state {
                 TrialState::Complete { .. } => Outcome::Complete,
-                TrialState::Failed { .. } => Outcome::Failed,
+                TrialState::Failed { .. } | TrialState::Pruned { .. } => Outcome::Failed,
                 TrialState::Running => Outcome::Running,
             };
             let end = times.finished.unwrap_or(t_last);

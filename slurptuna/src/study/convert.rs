@@ -10,9 +10,9 @@ use slurptuna_core::Direction;
 
 use crate::backends::Scheduler;
 use crate::mode::{execution_mode, ExecutionMode};
-use crate::options::{Durability, SamplerChoice};
+use crate::options::{Durability, Racing, SamplerChoice};
 
-use super::doc::{resolve, Kind, Origin, Value};
+use super::doc::{resolve, Kind, Origin, Table, Value};
 
 /// What a conversion knows besides the value: the study file's folder, against which relative
 /// paths are resolved.
@@ -235,6 +235,59 @@ impl FromStudyValue for SamplerChoice {
             )),
         }
     }
+}
+
+impl FromStudyValue for Racing {
+    /// A table (`[racing]`, or `racing = { alpha = 0.05 }` in `[run]`) of `alpha`, `min_seeds`,
+    /// `margin`, each optional; `true` for the defaults.
+    fn from_study(v: &Value, cx: &Cx<'_>) -> Result<Self, Invalid> {
+        match &v.kind {
+            Kind::Bool(true) => Ok(Racing::default()),
+            Kind::Table(t) => racing_from_table(t, cx).map_err(|(_, e)| e),
+            _ => Err(expected(v, "a table of alpha, min_seeds, margin, or true")),
+        }
+    }
+}
+
+/// The `[racing]` table: `alpha`, `min_seeds`, `margin`, each optional. Errors come with the
+/// key they are about (`racing.alpha`, ...).
+pub(crate) fn racing_from_table(table: &Table, cx: &Cx<'_>) -> Result<Racing, (String, Invalid)> {
+    let mut r = Racing::default();
+    for (key, value) in &table.entries {
+        let at = |e: Invalid| (format!("racing.{}", key.name), e);
+        let bad = |message: String| at(invalid(value, message));
+        match key.name.as_str() {
+            "alpha" => {
+                r.alpha = f64::from_study(value, cx).map_err(at)?;
+                if !(r.alpha > 0.0 && r.alpha < 0.5) {
+                    return Err(bad(format!(
+                        "must be in (0, 0.5), got {} (the per-trial false-elimination level; default 0.01)",
+                        r.alpha
+                    )));
+                }
+            }
+            "min_seeds" => {
+                let m = u64::from_study(value, cx).map_err(at)?;
+                if m < 2 {
+                    return Err(bad(format!("must be >= 2, got {m}")));
+                }
+                r.min_seeds = Some(m);
+            }
+            "margin" => {
+                r.margin = f64::from_study(value, cx).map_err(at)?;
+                if !(r.margin.is_finite() && r.margin >= 0.0) {
+                    return Err(bad(format!("must be finite and >= 0, got {}", r.margin)));
+                }
+            }
+            _ => {
+                return Err(at(Invalid {
+                    origin: key.origin.clone(),
+                    message: "unknown key (racing has alpha, min_seeds, margin)".to_string(),
+                }))
+            }
+        }
+    }
+    Ok(r)
 }
 
 impl FromStudyValue for Durability {

@@ -26,7 +26,9 @@ use reader::{unknown_key, Reader};
 pub use outcome::StudyOutcome;
 
 /// The tables of a study file.
-const TABLES: &[&str] = &["study", "params", "loss", "run", "entries", "slurm"];
+const TABLES: &[&str] = &[
+    "study", "params", "loss", "run", "entries", "slurm", "racing",
+];
 const STUDY_KEYS: &[&str] = &["name", "description", "seed_start"];
 const LOSS_KEYS: &[&str] = &[
     "command",
@@ -340,7 +342,7 @@ impl Builder<'_> {
                 &key.origin,
                 "",
                 format!(
-                    "key {} is outside any table{home} (keys go in [study], [params], [loss], [run], [entries] or [slurm])",
+                    "key {} is outside any table{home} (keys go in [study], [params], [loss], [run], [entries], [slurm] or [racing])",
                     key.name
                 ),
             ));
@@ -440,6 +442,12 @@ impl Builder<'_> {
         };
         let run = table("run")?;
         let slurm = table("slurm")?;
+        let racing = match table("racing")? {
+            Some((_, t)) => Some(
+                convert::racing_from_table(t, &self.cx()).map_err(|(key, e)| invalid(e, &key))?,
+            ),
+            None => None,
+        };
         let plan = match entries {
             None => {
                 let mut opts = RunOptions::default();
@@ -452,6 +460,9 @@ impl Builder<'_> {
                 opts.scheduler = self.scheduler(slurm, opts.scheduler)?;
                 opts.run_root = self.default_path(opts.run_root);
                 opts.run_name.get_or_insert_with(|| name.to_string());
+                if racing.is_some() {
+                    opts.racing = racing;
+                }
                 Plan::Run(Box::new(opts))
             }
             Some(ids) => {
@@ -466,6 +477,9 @@ impl Builder<'_> {
                 opts.scheduler = self.scheduler(slurm, opts.scheduler)?;
                 opts.run_root = self.default_path(opts.run_root);
                 opts.run_name_prefix.get_or_insert_with(|| name.to_string());
+                if racing.is_some() {
+                    opts.racing = racing;
+                }
                 Plan::Entries {
                     ids,
                     opts: Box::new(opts),

@@ -40,6 +40,7 @@ fn every_option_is_a_study_key_and_documented() {
         sync_interval: _,
         entry_id: _,
         run_name: _,
+        racing: _,
     } = RunOptions::default();
     let run_fields = [
         "n_trials",
@@ -74,6 +75,7 @@ fn every_option_is_a_study_key_and_documented() {
         "sync_interval",
         "entry_id",
         "run_name",
+        "racing",
     ];
     let EntriesOptions {
         run_name_prefix: _,
@@ -289,6 +291,16 @@ fn errors_name_the_file_line_column_and_key() {
     let with = |extra: &str| format!("{MINIMAL}{extra}");
     let cases: Vec<(String, &[&str], &str)> = vec![
         (
+            with("\n[racing]\nalpha = 0.7\n"),
+            &[],
+            "13:9: [racing] alpha: must be in (0, 0.5), got 0.7 (the per-trial false-elimination level; default 0.01)",
+        ),
+        (
+            with("\n[racing]\nalpah = 0.05\n"),
+            &[],
+            "13:1: [racing] alpah: unknown key (racing has alpha, min_seeds, margin)",
+        ),
+        (
             with("\n[run]\nn_trails = 3\n"),
             &[],
             "13:1: [run] n_trails: unknown key (did you mean n_trials?)",
@@ -442,5 +454,25 @@ fn distributed_without_a_scheduler_points_at_mode() {
     assert!(
         e.starts_with("12:2: [slurm]: this build has no Slurm scheduler"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_racing_table_turns_racing_on() {
+    let d = Dir::new();
+    let off = d.load(MINIMAL, &[]).expect("valid");
+    assert_eq!(off.run_options().expect("single").racing, None);
+    let s = d
+        .load(
+            &format!("{MINIMAL}\n[racing]\nalpha = 0.05\nmin_seeds = 300\n"),
+            &[],
+        )
+        .expect("valid");
+    let r = s.run_options().expect("single").racing.expect("racing on");
+    assert_eq!((r.alpha, r.min_seeds, r.margin), (0.05, Some(300), 0.0));
+    let s = d.load(MINIMAL, &["run.racing=true"]).expect("valid");
+    assert_eq!(
+        s.run_options().expect("single").racing,
+        Some(crate::Racing::default())
     );
 }

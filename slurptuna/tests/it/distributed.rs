@@ -214,3 +214,133 @@ fn hostile_entry_ids_and_descriptions_execute_nothing() {
     }
     assert_no_jobs_left(dir.path());
 }
+
+/// A racing study's arguments: 400 seeds in chunks of 50, decisions from 100 seeds on.
+const RACE: [&str; 6] = [
+    "n_seeds=400",
+    "chunk=50",
+    "racing=1",
+    "min_seeds=100",
+    "sampler=random",
+    "poll=0.3",
+];
+
+/// Trial params and states with every race statistic, for comparing runs. A pruned trial's raw
+/// statistics are left out: they also count chunks that finished beyond the decisive prefix,
+/// which depends on timing (the decision itself does not).
+fn decisions(r: &serde_json::Value) -> Vec<String> {
+    let trials = r["trials"].as_array().expect("trials");
+    trials
+        .iter()
+        .map(|t| {
+            let state = t[1].as_str().expect("state");
+            let state = match (state.find(", stats: SeedStats {"), state.find("}, looks")) {
+                (Some(a), Some(b)) if state.starts_with("Pruned") => {
+                    format!("{}{}", &state[..a], &state[b + 1..])
+                }
+                _ => state.to_string(),
+            };
+            format!("{} {state}", t[0])
+        })
+        .collect()
+}
+
+#[test]
+fn racing_single_and_distributed_make_the_same_decisions() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let single = run_json(&mut study(dir.path(), "single", 6, "noisy", &RACE));
+    let mut dist_args = RACE.to_vec();
+    dist_args.push("mode=distributed");
+    let dist = run_json(&mut study(dir.path(), "dist", 6, "noisy", &dist_args));
+    assert!(
+        single["n_pruned"].as_u64().unwrap() >= 1,
+        "the study must prune: {single}"
+    );
+    assert_eq!(
+        decisions(&single),
+        decisions(&dist),
+        "SINGLE and DISTRIBUTED must prune the same trials at the same prefix"
+    );
+    assert_eq!(single["seeds_saved"], dist["seeds_saved"]);
+    assert_no_jobs_left(dir.path());
+}
+
+#[test]
+fn a_pruned_trial_cancels_the_rest_of_its_array() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // One task at a time, 50 ms per seed (2.5 s per chunk): a prune comes while most of the
+    // array is still pending.
+    let mut args = RACE.to_vec();
+    args.extend(["mode=distributed", "limit=1", "sleep_ms=50"]);
+    let r = run_json(&mut study(dir.path(), "cancel", 4, "noisy", &args));
+    let pruned = r["n_pruned"].as_u64().unwrap();
+    assert!(pruned >= 1, "the study must prune: {r}");
+    // Pruned trials ran only part of their array: fewer chunk results than chunks.
+    let run = dir.path().join("cancel");
+    let mut short = 0;
+    for t in 0..4 {
+        let chunks = run.join(format!("trials/trial_{t:05}/chunks"));
+        let n = std::fs::read_dir(&chunks).map_or(0, |d| d.count());
+        if n < 8 {
+            short += 1;
+        }
+    }
+    assert!(
+        short as u64 >= pruned,
+        "{short} trials have fewer than 8 chunk results, {pruned} were pruned"
+    );
+    assert!(r["seeds_saved"].as_u64().unwrap() > 0, "{r}");
+    // And nothing of their arrays is left in the queue.
+    assert_no_jobs_left(dir.path());
+}
+
+#[test]
+fn a_race_killed_mid_array_resumes_to_the_same_decisions() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = RACE.to_vec();
+    args.extend(["mode=distributed", "sleep_ms=5"]);
+    let full = run_json(&mut study(dir.path(), "full", 5, "noisy", &args));
+    assert!(full["n_pruned"].as_u64().unwrap() >= 1, "{full}");
+    let mut child = study(dir.path(), "killed", 5, "noisy", &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL once the third trial (a racing one) has stored a chunk.
+    let journal = dir.path().join("killed/journal.jsonl");
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        if text.contains("\"event\":\"chunk_done\",\"trial\":2") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no chunk of trial 2"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the study ended too soon"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let resumed = run_json(&mut study(dir.path(), "killed", 5, "noisy", &args));
+    assert_eq!(
+        decisions(&full),
+        decisions(&resumed),
+        "a resumed race must decide as the uninterrupted one"
+    );
+    assert_eq!(full["best_value"], resumed["best_value"]);
+    assert_no_jobs_left(dir.path());
+}

@@ -222,6 +222,7 @@ fn state_name(s: &TrialState) -> &'static str {
         TrialState::Complete { .. } => "COMPLETE",
         TrialState::Failed { .. } => "FAIL",
         TrialState::Running => "RUNNING",
+        TrialState::Pruned { .. } => "PRUNED",
     }
 }
 
@@ -308,7 +309,7 @@ fn the_optuna_journal_opens_in_optuna_5_with_the_same_trials() {
                 assert_eq!(attrs["stderr"].as_f64(), Some(stats.stderr()));
             }
             TrialState::Failed { reason } => assert_eq!(attrs["fail_reason"], reason.as_str()),
-            TrialState::Running => unreachable!(),
+            TrialState::Running | TrialState::Pruned { .. } => unreachable!("racing is off"),
         }
     }
     assert_eq!(s["study_user_attrs"]["n_seeds"], 6);
@@ -428,7 +429,7 @@ fn npy_holds_every_per_seed_value_with_nan_where_none() {
                     assert!(v.is_null() || *v == expect(seed), "trial {}", t.number);
                 }
             }
-            TrialState::Running => unreachable!(),
+            TrialState::Running | TrialState::Pruned { .. } => unreachable!("racing is off"),
         }
     }
     assert!(failed > 0, "the run has a failed trial");
@@ -545,7 +546,7 @@ fn csv_and_json_have_one_row_per_trial() {
                 assert_eq!(&row[7], reason);
                 assert_eq!(obj["reason"], reason.as_str());
             }
-            TrialState::Running => unreachable!(),
+            TrialState::Running | TrialState::Pruned { .. } => unreachable!("racing is off"),
         }
     }
 }

@@ -347,3 +347,137 @@ fn both_durability_policies_give_the_same_trials() {
         serde_json::from_slice(&std::fs::read(b.run_dir.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["durability"], "always");
 }
+
+/// The test bowl plus seed noise (sd ≈ 0.03, mostly shared by every trial, as common random
+/// numbers are): far trials are clearly worse long before their last seed.
+fn noisy_bowl() -> slurptuna::LossDefinition {
+    loss("noisy")
+        .description("noisy bowl")
+        .param("x", (0.0, 1.0))
+        .param("y", (0.0, 1.0))
+        .build(|p, seed, _| {
+            let (x, y) = (p.f64("x")?, p.f64("y")?);
+            let h = |w: u64| {
+                let z = w.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (w >> 29);
+                (z.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let own = h(seed ^ x.to_bits().rotate_left(17) ^ y.to_bits());
+            Ok(
+                ((x - 0.3).powi(2)
+                    + (y - 0.6).powi(2)
+                    + 0.02 * (own - 0.5)
+                    + 0.1 * (h(seed) - 0.5))
+                    .into(),
+            )
+        })
+        .expect("valid loss")
+}
+
+#[test]
+fn racing_prunes_worse_trials_and_reports_the_seeds_it_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let racing = RunOptions {
+        n_trials: 20,
+        n_seeds: Some(1000),
+        chunk_size: Some(100),
+        racing: Some(slurptuna::Racing::default()),
+        sampler: SamplerChoice::Random,
+        ..opts(&dir.path().join("on"))
+    };
+    let on = optimize_run(&noisy_bowl(), racing.clone()).unwrap();
+    let off = optimize_run(
+        &noisy_bowl(),
+        RunOptions {
+            racing: None,
+            run_root: dir.path().join("off"),
+            ..racing.clone()
+        },
+    )
+    .unwrap();
+    assert!(on.n_pruned >= 5, "{} of 20 trials pruned", on.n_pruned);
+    assert_eq!(on.n_complete + on.n_pruned + on.n_failed, 20);
+    assert!(on.seeds_saved > 0);
+    assert_eq!(on.seeds_evaluated + on.seeds_saved, 20 * 1000);
+    assert_eq!(off.seeds_evaluated, 20 * 1000);
+    assert_eq!(off.n_pruned, 0);
+    // The same proposals (random sampler): the best trial is the same, and with the same value
+    // (the race never pruned it, and its mean is over all seeds).
+    assert_eq!(on.best_trial, off.best_trial);
+    assert_eq!(on.best_value, off.best_value);
+    // Every pruned trial is worse than the best in its full mean (the unraced run has it).
+    for t in on.trials.iter().filter(|t| t.pruned().is_some()) {
+        let full = off.trials[t.number.0 as usize].value().unwrap();
+        assert!(
+            full > on.best_value,
+            "trial {} pruned, its mean {full} ≤ best",
+            t.number
+        );
+        assert!(matches!(t.state, TrialState::Pruned { .. }));
+    }
+    // summary.json counts them; the journal says why; values no race needs are gone.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(on.run_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["n_pruned"], on.n_pruned);
+    assert_eq!(summary["seeds_saved"], on.seeds_saved);
+    let journal = std::fs::read_to_string(on.run_dir.join("journal.jsonl")).unwrap();
+    assert_eq!(
+        journal.matches("\"event\":\"pruned\"").count() as u64,
+        on.n_pruned
+    );
+    let best_dir = on
+        .run_dir
+        .join(format!("trials/trial_{:05}", on.best_trial.0));
+    assert!(best_dir.join("control_values.f64").is_file());
+    let with_values = std::fs::read_dir(on.run_dir.join("trials"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("seed_values").is_dir())
+        .count();
+    assert!(
+        with_values <= 2,
+        "{with_values} trials still hold per-seed values; only the incumbent needs them"
+    );
+}
+
+#[test]
+fn racing_options_are_checked_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("runs");
+    for (racing, key) in [
+        (
+            slurptuna::Racing {
+                alpha: 0.7,
+                ..Default::default()
+            },
+            "racing.alpha",
+        ),
+        (
+            slurptuna::Racing {
+                min_seeds: Some(1),
+                ..Default::default()
+            },
+            "racing.min_seeds",
+        ),
+        (
+            slurptuna::Racing {
+                margin: -1.0,
+                ..Default::default()
+            },
+            "racing.margin",
+        ),
+    ] {
+        let e = optimize_run(
+            &noisy_bowl(),
+            RunOptions {
+                racing: Some(racing),
+                ..opts(&root)
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Core(c) if c.to_string().contains(key))
+                || e.to_string().contains(key),
+            "{e}"
+        );
+        assert!(!root.exists(), "a rejected option left a run directory");
+    }
+}

@@ -794,7 +794,9 @@ progress = false
                 };
                 *kinds.entry(kind).or_default() += 1;
             }
-            slurptuna::TrialState::Running => panic!("unfinished trial"),
+            slurptuna::TrialState::Running | slurptuna::TrialState::Pruned { .. } => {
+                panic!("unfinished or pruned trial (racing is off)")
+            }
         }
     }
     assert!(
