@@ -264,7 +264,13 @@ fn racing_single_and_distributed_make_the_same_decisions() {
         decisions(&dist),
         "SINGLE and DISTRIBUTED must prune the same trials at the same prefix"
     );
-    assert_eq!(single["seeds_saved"], dist["seeds_saved"]);
+    // Chunks that finish beyond the decisive prefix (parallel array tasks) count as evaluated:
+    // DISTRIBUTED saves at most what SINGLE does, and still saves.
+    let saved = |r: &serde_json::Value| r["seeds_saved"].as_u64().expect("seeds_saved");
+    assert!(
+        saved(&dist) > 0 && saved(&dist) <= saved(&single),
+        "{single} {dist}"
+    );
     assert_no_jobs_left(dir.path());
 }
 
