@@ -284,8 +284,16 @@ async fn real_scancel_from_outside_is_noticed_within_one_poll() {
     };
     let (r, noticed) = within(300, async { tokio::join!(exec.evaluate(j, &sink), killer) }).await;
     let f = trial_failure(r);
-    assert_eq!(f.state.as_deref(), Some("CANCELLED"), "{}", f.reason);
-    assert_eq!(f.kind, FailureKind::Scheduler, "{}", f.reason);
+    // The retry's task may be cancelled while still pending; Slurm can drop a pending array task
+    // from squeue before any poll sees it CANCELLED, and then it reads as vanished.
+    let cancelled = f.state.as_deref() == Some("CANCELLED") && f.kind == FailureKind::Scheduler;
+    assert!(
+        cancelled || f.kind == FailureKind::Vanished,
+        "{:?} {:?}: {}",
+        f.kind,
+        f.state,
+        f.reason
+    );
     assert_eq!(f.chunk, Some(ChunkIndex(2)));
     // Within one poll (plus the time squeue and sbatch take on a busy 2-core machine).
     assert!(noticed[0] < poll + Duration::from_secs(2), "{noticed:?}");
