@@ -45,7 +45,7 @@ pub const SUMMARY_FILE: &str = "summary.json";
 /// assert!(FsStore::attach(store.dir()).unwrap_err().is_locked());
 /// assert_eq!(store.sync_policy(), SyncPolicy::default());
 /// let params: Params = [("x", 0.5)].into_iter().collect();
-/// store.append(&TrialEvent::Asked { trial: TrialNumber(0), params }).unwrap();
+/// store.append(&TrialEvent::Asked { trial: TrialNumber(0), params, control: None }).unwrap();
 /// assert_eq!(store.load().unwrap().next_trial_number(), TrialNumber(1));
 /// store.sync().unwrap(); // the event now survives an OS crash, whatever the policy
 /// assert!(!store.is_dirty());
