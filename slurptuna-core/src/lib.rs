@@ -82,7 +82,7 @@ pub use space::{search_param, Bound, Distribution, Dtype, DtypeName, ParamSpace,
 pub use stats::SeedStats;
 pub use store::{
     best_of, ResumeRecord, RunHistory, RunMeta, RunSummary, Store, StoredChunk, TrialEvent,
-    TrialTimes,
+    TrialTimes, ValidatedBest, ValidatedTrial, Validation,
 };
 pub use time::format_utc;
 pub use trial::{ChunkIndex, ChunkKey, RaceOutcome, TrialNumber, TrialRecord, TrialState};

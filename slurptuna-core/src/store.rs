@@ -142,7 +142,8 @@ impl PartialEq for RunHistory {
 /// A finished trial's validation on the study's validation seeds, as far as it got.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Validation {
-    /// Stored validation chunks (until the validation is done).
+    /// Stored validation chunks (kept once the validation is done: the honest best compares
+    /// the halves of the validation seeds).
     pub chunks: BTreeMap<ChunkIndex, StoredChunk>,
     /// Statistics over every validation seed, once done.
     pub stats: Option<SeedStats>,
@@ -207,7 +208,6 @@ impl RunHistory {
                 if self.trials.get(&trial).is_some_and(|t| t.value().is_some()) {
                     let v = self.validations.entry(trial).or_default();
                     v.stats.get_or_insert(stats);
-                    v.chunks.clear();
                 }
                 return;
             }
@@ -489,6 +489,57 @@ pub struct RunSummary {
     pub n_trials: u64,
     /// Optimisation direction.
     pub direction: Direction,
+    /// The honest best, once the top trials were re-evaluated on the validation seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated: Option<ValidatedBest>,
+}
+
+/// The honest best of a study: its top trials by fit value re-evaluated on validation seeds,
+/// disjoint from the fit's.
+///
+/// The fit's best mean is the smallest of many noisy means, so it is biased low and often a lucky
+/// draw (the winner's curse). The validated best is chosen by its mean over the first half of
+/// the validation seeds (the *selection* seeds), and its value is its mean over the other half
+/// (the *report* seeds), which took no part in any choice: an unbiased estimate of its expected
+/// loss. With a single candidate, every validation seed reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidatedBest {
+    /// The validated best trial.
+    pub trial: TrialNumber,
+    /// Its parameters.
+    pub params: Params,
+    /// Its mean over the report seeds (unbiased for its expected loss).
+    pub value: f64,
+    /// The standard error of `value`.
+    pub stderr: f64,
+    /// Number of report seeds behind `value`.
+    pub n_seeds: u64,
+    /// The fit's best trial (the best mean over the study's seeds).
+    pub fit_best_trial: TrialNumber,
+    /// Every candidate (the top trials by fit value), best fit first.
+    pub candidates: Vec<ValidatedTrial>,
+}
+
+impl ValidatedBest {
+    /// True when the validated best is not the fit's best trial.
+    pub fn differs(&self) -> bool {
+        self.trial != self.fit_best_trial
+    }
+}
+
+/// One candidate of the honest best, re-evaluated on the validation seeds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidatedTrial {
+    /// The trial.
+    pub trial: TrialNumber,
+    /// Its mean over the study's seeds (what the fit ranked it by).
+    pub fit_value: f64,
+    /// Its mean over the selection seeds (what the validated best is chosen by).
+    pub selection_mean: f64,
+    /// Its mean over the report seeds.
+    pub value: f64,
+    /// The standard error of `value`.
+    pub stderr: f64,
 }
 
 /// Durable storage of one run (claimed by one controller).

@@ -11,7 +11,7 @@ use slurptuna_core::{
     best_of, AskContext, ChunkIndex, ChunkKey, ChunkResult, ChunkSink, CoreError, Delivery,
     Direction, ExecError, Executor, LossDefinition, Params, RaceOutcome, RunHistory, RunSummary,
     Sampler, SeedLayout, SeedStats, Store, StoredChunk, TrialEvent, TrialJob, TrialNumber,
-    TrialRecord, TrialState,
+    TrialRecord, TrialState, ValidatedBest, ValidatedTrial, Validation,
 };
 
 use crate::progress::Progress;
@@ -582,6 +582,7 @@ impl Study<'_> {
             results: Mutex::new(have),
             values: racing.map(|_| Mutex::new(BTreeMap::new())),
             race,
+            validation: false,
         };
         // A resumed race: the stored prefix may already decide it.
         for (c, v) in have_values {
@@ -608,23 +609,10 @@ impl Study<'_> {
             ));
         }
         let results = sink.results.into_inner().unwrap_or_else(|e| e.into_inner());
-        let mut stats = SeedStats::default();
-        for c in layout.chunks() {
-            match results.get(&c) {
-                Some(s) => stats.merge(s),
-                None => {
-                    return Ok((
-                        TrialState::Failed {
-                            reason: format!(
-                                "executor '{}' finished without a result for chunk {c}",
-                                self.executor.name()
-                            ),
-                        },
-                        None,
-                    ))
-                }
-            }
-        }
+        let stats = match self.merged(&layout, &results) {
+            Ok(stats) => stats,
+            Err(reason) => return Ok((TrialState::Failed { reason }, None)),
+        };
         // The values in the order of the study's seed list (a control's values).
         let values = sink.values.and_then(|v| {
             let by_chunk = v.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -636,6 +624,264 @@ impl Study<'_> {
         });
         Ok((TrialState::Complete { stats }, values))
     }
+}
+
+impl Study<'_> {
+    /// The statistics of every chunk of `layout` merged, or why some are missing.
+    fn merged(
+        &self,
+        layout: &SeedLayout,
+        results: &BTreeMap<ChunkIndex, SeedStats>,
+    ) -> Result<SeedStats, String> {
+        let mut stats = SeedStats::default();
+        for c in layout.chunks() {
+            match results.get(&c) {
+                Some(s) => stats.merge(s),
+                None => {
+                    return Err(format!(
+                        "executor '{}' finished without a result for chunk {c}",
+                        self.executor.name()
+                    ))
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The honest best: the `top_k` best COMPLETE trials of `finished` evaluated on the
+    /// validation seeds `layout` (up to `max_concurrent` at once, through the study's executor),
+    /// each chunk journalled; `stored` (the journal's validations) is reused. `None` when no
+    /// candidate could be validated.
+    pub(crate) async fn validate(
+        &self,
+        finished: &[TrialRecord],
+        layout: Arc<SeedLayout>,
+        top_k: usize,
+        stored: &BTreeMap<TrialNumber, Validation>,
+    ) -> Result<Option<ValidatedBest>, Stop> {
+        let candidates = top_trials(finished, self.direction, top_k);
+        let Some(fit_best) = candidates.first().map(|t| t.number) else {
+            return Ok(None);
+        };
+        tracing::info!(
+            candidates = candidates.len(),
+            seeds = layout.n_seeds(),
+            "validating the best trials on the validation seeds"
+        );
+        let interrupt = wait_for(self.interrupted);
+        tokio::pin!(interrupt);
+        let mut queue = candidates.iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut done: BTreeMap<TrialNumber, BTreeMap<ChunkIndex, SeedStats>> = BTreeMap::new();
+        loop {
+            while in_flight.len() < self.max_concurrent {
+                let Some(t) = queue.next() else { break };
+                let layout = layout.clone();
+                in_flight.push(async move {
+                    let r = self.validate_trial(t, layout, stored.get(&t.number)).await;
+                    (t.number, r)
+                });
+            }
+            let next = tokio::select! {
+                next = in_flight.next() => next,
+                () = &mut interrupt => return Err(Stop::Interrupted),
+            };
+            let Some((number, result)) = next else { break };
+            if let Some(chunks) = result? {
+                done.insert(number, chunks);
+            }
+        }
+        Ok(honest_best(
+            &candidates,
+            &layout,
+            &done,
+            fit_best,
+            self.direction,
+        ))
+    }
+
+    /// Evaluates trial `t` on the validation seeds `layout`, reusing the chunks `stored` holds
+    /// under their key; its per-chunk statistics, or `None` (with a warning) when it failed.
+    async fn validate_trial(
+        &self,
+        t: &TrialRecord,
+        layout: Arc<SeedLayout>,
+        stored: Option<&Validation>,
+    ) -> Result<Option<BTreeMap<ChunkIndex, SeedStats>>, Stop> {
+        let mut job = TrialJob {
+            loss_name: self.loss.name().to_string(),
+            entry_id: self.entry_id.clone(),
+            trial: t.number,
+            params: t.params.clone(),
+            layout: layout.clone(),
+            chunks: Vec::new(),
+            // Its own directory: a batch scheduler's task files, job records and stored chunk
+            // results must not meet the trial's own.
+            trial_dir: self
+                .store
+                .trial_dir(t.number)?
+                .map(|d| d.join("validation")),
+            keep_seed_values: false,
+        };
+        let keys = job.keys();
+        let mut have = BTreeMap::new();
+        let mut expected = BTreeMap::new();
+        for c in layout.chunks() {
+            let k = keys.key(c, layout.chunk_fingerprint(c));
+            let want = layout.chunk_positions(c);
+            let reusable = stored
+                .and_then(|v| v.chunks.get(&c))
+                .filter(|s| s.key == k && s.result.stats.count() == want.end - want.start);
+            match reusable {
+                Some(s) => {
+                    have.insert(c, s.result.stats);
+                }
+                None => {
+                    job.chunks.push(c);
+                    expected.insert(c, k);
+                }
+            }
+        }
+        let todo = !job.chunks.is_empty();
+        let sink = TrialSink {
+            store: self.store,
+            expected,
+            layout: &layout,
+            results: Mutex::new(have),
+            values: None,
+            race: None,
+            validation: true,
+        };
+        if todo {
+            if self.sync_before_dispatch {
+                self.store.sync()?;
+            }
+            match self.executor.evaluate(job, &sink).await {
+                Ok(()) => {}
+                Err(ExecError::Trial(f)) => {
+                    tracing::warn!(trial = t.number.0, reason = %f.reason, "the validation of this trial failed: it is left out of the honest best");
+                    return Ok(None);
+                }
+                Err(ExecError::Fatal(e)) => return Err(Stop::Fatal(e)),
+            }
+        }
+        let results = sink.results.into_inner().unwrap_or_else(|e| e.into_inner());
+        match self.merged(&layout, &results) {
+            Ok(stats) => {
+                if stored.is_none_or(|v| v.stats.is_none()) {
+                    self.store.append(&TrialEvent::Validated {
+                        trial: t.number,
+                        stats,
+                    })?;
+                }
+                Ok(Some(results))
+            }
+            Err(reason) => {
+                tracing::warn!(trial = t.number.0, %reason, "the validation of this trial is incomplete: it is left out of the honest best");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The `k` best COMPLETE trials of `finished` with a finite value, best first (ties by number).
+fn top_trials(finished: &[TrialRecord], direction: Direction, k: usize) -> Vec<TrialRecord> {
+    let mut complete: Vec<(f64, &TrialRecord)> = finished
+        .iter()
+        .filter_map(|t| t.value().filter(|v| v.is_finite()).map(|v| (v, t)))
+        .collect();
+    complete.sort_by(|a, b| {
+        let by_value = match direction {
+            Direction::Minimize => a.0.total_cmp(&b.0),
+            Direction::Maximize => b.0.total_cmp(&a.0),
+        };
+        by_value.then(a.1.number.cmp(&b.1.number))
+    });
+    complete
+        .into_iter()
+        .take(k)
+        .map(|(_, t)| t.clone())
+        .collect()
+}
+
+/// The honest best from the validated candidates' chunk statistics (`done`, by trial): chosen
+/// on the first half of the validation chunks, valued on the rest (on all of them when there is
+/// a single candidate, whose choice no validation seed took part in).
+fn honest_best(
+    candidates: &[TrialRecord],
+    layout: &SeedLayout,
+    done: &BTreeMap<TrialNumber, BTreeMap<ChunkIndex, SeedStats>>,
+    fit_best: TrialNumber,
+    direction: Direction,
+) -> Option<ValidatedBest> {
+    let split = layout.num_chunks().div_ceil(2);
+    let single = candidates.len() == 1;
+    let half = |chunks: &BTreeMap<ChunkIndex, SeedStats>, first: bool| {
+        let mut s = SeedStats::default();
+        for (c, stats) in chunks {
+            if (c.0 < split) == first {
+                s.merge(stats);
+            }
+        }
+        s
+    };
+    let mut validated: Vec<ValidatedTrial> = Vec::new();
+    for t in candidates {
+        let Some(chunks) = done.get(&t.number) else {
+            continue;
+        };
+        let selection = half(chunks, true);
+        let report = if single {
+            let mut all = selection;
+            all.merge(&half(chunks, false));
+            all
+        } else {
+            half(chunks, false)
+        };
+        let finite = [selection.mean(), report.mean(), report.stderr()]
+            .iter()
+            .all(|x| x.is_finite());
+        if !finite {
+            tracing::warn!(trial = t.number.0, "the validation mean of this trial is not finite: it is left out of the honest best");
+            continue;
+        }
+        validated.push(ValidatedTrial {
+            trial: t.number,
+            fit_value: t.value().unwrap_or(f64::NAN),
+            selection_mean: selection.mean(),
+            value: report.mean(),
+            stderr: report.stderr(),
+        });
+    }
+    let best = validated
+        .iter()
+        .reduce(|a, b| {
+            if direction.better(b.selection_mean, a.selection_mean) {
+                b
+            } else {
+                a
+            }
+        })?
+        .clone();
+    let params = candidates
+        .iter()
+        .find(|t| t.number == best.trial)?
+        .params
+        .clone();
+    let report_seeds = if single {
+        layout.n_seeds()
+    } else {
+        layout.n_seeds() - layout.chunk_positions(ChunkIndex(split)).start
+    };
+    Some(ValidatedBest {
+        trial: best.trial,
+        params,
+        value: best.value,
+        stderr: best.stderr,
+        n_seeds: report_seeds,
+        fit_best_trial: fit_best,
+        candidates: validated,
+    })
 }
 
 /// Builds `summary.json` from the finished trials (of `n_seeds` seeds each).
@@ -661,6 +907,7 @@ pub(crate) fn summarize(
         seeds_saved,
         n_trials,
         direction,
+        validated: None,
     }
 }
 
@@ -695,6 +942,8 @@ struct TrialSink<'a> {
     values: Option<Mutex<BTreeMap<ChunkIndex, Vec<f64>>>>,
     /// The trial races.
     race: Option<RaceSink<'a>>,
+    /// The chunks are validation seeds of the honest best (journalled as such).
+    validation: bool,
 }
 
 struct RaceSink<'a> {
@@ -779,11 +1028,21 @@ impl ChunkSink for TrialSink<'_> {
                 return Err(bad("delivered twice".into()));
             }
             let stats = result.stats;
-            self.store.append(&TrialEvent::ChunkDone {
-                trial,
-                chunk,
-                key: key.clone(),
-                result,
+            let key = key.clone();
+            self.store.append(&if self.validation {
+                TrialEvent::ValidationChunkDone {
+                    trial,
+                    chunk,
+                    key,
+                    result,
+                }
+            } else {
+                TrialEvent::ChunkDone {
+                    trial,
+                    chunk,
+                    key,
+                    result,
+                }
             })?;
             results.insert(chunk, stats);
         }
@@ -801,7 +1060,7 @@ impl ChunkSink for TrialSink<'_> {
 mod tests {
     use super::*;
     use slurptuna_core::testing::{FakeExecutor, MemoryStore};
-    use slurptuna_core::{loss, SeedSpec};
+    use slurptuna_core::{loss, SeedList, SeedSpec};
     use slurptuna_sampler::RandomSampler;
 
     fn model() -> LossDefinition {
@@ -835,29 +1094,72 @@ mod tests {
         n: u64,
         sync_before_dispatch: bool,
     ) -> Result<Vec<TrialRecord>, Stop> {
-        let l = model();
-        let sampler = RandomSampler::new(1);
-        let progress = Progress::new("t", false, false, None);
-        let flag = AtomicBool::new(false);
-        let study = Study {
-            loss: &l,
-            entry_id: None,
-            direction: Direction::Minimize,
-            n_trials: n,
-            max_concurrent: 1,
-            layout: layout(),
-            keep_seed_values: false,
-            store,
-            sampler: &sampler,
-            executor: exec,
-            progress: &progress,
-            interrupted: &flag,
-            summary_interval: Duration::ZERO,
+        let setup = Setup {
             sync_before_dispatch,
-            racing: None,
+            ..Setup::new(model(), 1, layout())
         };
-        let history = store.load().map_err(Stop::Fatal)?;
-        study.run(history).await
+        Ok(setup.run(store, exec, n).await?.0)
+    }
+
+    /// A test study: the loss, sampler seed, seeds and options of [`Study`] that tests vary.
+    struct Setup {
+        loss: LossDefinition,
+        sampler_seed: u64,
+        layout: Arc<SeedLayout>,
+        sync_before_dispatch: bool,
+        racing: Option<RaceConfig>,
+        /// The honest best's validation seeds and top k.
+        validation: Option<(Arc<SeedLayout>, usize)>,
+    }
+
+    impl Setup {
+        fn new(loss: LossDefinition, sampler_seed: u64, layout: Arc<SeedLayout>) -> Self {
+            Setup {
+                loss,
+                sampler_seed,
+                layout,
+                sync_before_dispatch: false,
+                racing: None,
+                validation: None,
+            }
+        }
+
+        /// Runs `n` trials on `store` (resuming what it holds), then the validation if any.
+        async fn run(
+            &self,
+            store: &MemoryStore,
+            exec: &FakeExecutor,
+            n: u64,
+        ) -> Result<(Vec<TrialRecord>, Option<ValidatedBest>), Stop> {
+            let sampler = RandomSampler::new(self.sampler_seed);
+            let progress = Progress::new("t", false, false, None);
+            let flag = AtomicBool::new(false);
+            let study = Study {
+                loss: &self.loss,
+                entry_id: None,
+                direction: Direction::Minimize,
+                n_trials: n,
+                max_concurrent: 1,
+                layout: self.layout.clone(),
+                keep_seed_values: false,
+                store,
+                sampler: &sampler,
+                executor: exec,
+                progress: &progress,
+                interrupted: &flag,
+                summary_interval: Duration::ZERO,
+                sync_before_dispatch: self.sync_before_dispatch,
+                racing: self.racing.map(|c| Racing::new(c, 123)),
+            };
+            let history = store.load().map_err(Stop::Fatal)?;
+            let stored = history.validations().clone();
+            let done = study.run(history).await?;
+            let validated = match &self.validation {
+                Some((l, k)) => study.validate(&done, l.clone(), *k, &stored).await?,
+                None => None,
+            };
+            Ok((done, validated))
+        }
     }
 
     /// A loss whose value is 10·x plus seed noise of sd ≈ 0.3 with mean 0: trials far from the
@@ -890,30 +1192,122 @@ mod tests {
         exec: &FakeExecutor,
         n: u64,
     ) -> Result<Vec<TrialRecord>, Stop> {
-        let l = noisy();
-        let sampler = RandomSampler::new(7);
-        let progress = Progress::new("t", false, false, None);
-        let flag = AtomicBool::new(false);
-        let layout = racing_layout();
-        let study = Study {
-            loss: &l,
-            entry_id: None,
-            direction: Direction::Minimize,
-            n_trials: n,
-            max_concurrent: 1,
-            layout: layout.clone(),
-            keep_seed_values: false,
-            store,
-            sampler: &sampler,
-            executor: exec,
-            progress: &progress,
-            interrupted: &flag,
-            summary_interval: Duration::ZERO,
-            sync_before_dispatch: false,
-            racing: Some(Racing::new(RaceConfig::for_seeds(1000, 50), 123)),
+        let setup = Setup {
+            racing: Some(RaceConfig::for_seeds(1000, 50)),
+            ..Setup::new(noisy(), 7, racing_layout())
         };
-        let history = store.load().map_err(Stop::Fatal)?;
-        study.run(history).await
+        Ok(setup.run(store, exec, n).await?.0)
+    }
+
+    /// Validation seeds 10..20 in chunks of 3: chunks 0 and 1 (seeds 10..16) choose, chunks 2
+    /// and 3 (seeds 16..20) report.
+    fn validating() -> Setup {
+        let seeds = SeedLayout::new(
+            SeedList::Range {
+                start: 10,
+                count: 10,
+            },
+            3,
+        )
+        .unwrap();
+        Setup {
+            validation: Some((Arc::new(seeds), 3)),
+            ..Setup::new(model(), 1, layout())
+        }
+    }
+
+    #[test]
+    fn the_honest_best_validates_the_top_trials_on_fresh_seeds_and_reports_the_other_half() {
+        let (store, (exec, handle)) = (MemoryStore::new(), FakeExecutor::new(model()));
+        let (done, v) = rt().block_on(validating().run(&store, &exec, 8)).unwrap();
+        let v = v.unwrap();
+        let mut by_x: Vec<&TrialRecord> = done.iter().collect();
+        by_x.sort_by(|a, b| {
+            a.params
+                .f64("x")
+                .unwrap()
+                .total_cmp(&b.params.f64("x").unwrap())
+        });
+        let best = by_x[0];
+        // The loss is x + seed: the validated best is the fit's best, valued on seeds 16..20.
+        assert_eq!((v.trial, v.fit_best_trial), (best.number, best.number));
+        assert!(!v.differs());
+        let x = best.params.f64("x").unwrap();
+        assert!((v.value - (x + 17.5)).abs() < 1e-12, "{v:?}");
+        assert_eq!(v.n_seeds, 4);
+        let ranked: Vec<TrialNumber> = v.candidates.iter().map(|c| c.trial).collect();
+        assert_eq!(
+            ranked,
+            by_x[..3].iter().map(|t| t.number).collect::<Vec<_>>()
+        );
+        for c in &v.candidates {
+            let x = done[c.trial.0 as usize].params.f64("x").unwrap();
+            assert!((c.selection_mean - (x + 12.5)).abs() < 1e-12, "{c:?}");
+            assert!((c.fit_value - (x + 4.5)).abs() < 1e-12, "{c:?}");
+        }
+        // Each candidate's 4 validation chunks were journalled, then its validation.
+        let events = store.events();
+        let chunks = events
+            .iter()
+            .filter(|e| matches!(e, TrialEvent::ValidationChunkDone { .. }))
+            .count();
+        let validated = events
+            .iter()
+            .filter(|e| matches!(e, TrialEvent::Validated { .. }))
+            .count();
+        assert_eq!((chunks, validated), (12, 3));
+        // A second run finds everything stored: nothing is evaluated again.
+        let calls = handle.calls().len();
+        let (_, again) = rt().block_on(validating().run(&store, &exec, 8)).unwrap();
+        assert_eq!(again.as_ref(), Some(&v));
+        assert_eq!(handle.calls().len(), calls);
+        assert_eq!(store.events().len(), events.len());
+    }
+
+    #[test]
+    fn an_interrupted_validation_resumes_with_its_stored_chunks() {
+        let (full_store, (exec, _)) = (MemoryStore::new(), FakeExecutor::new(model()));
+        let (_, full) = rt()
+            .block_on(validating().run(&full_store, &exec, 8))
+            .unwrap();
+        let events = full_store.events();
+        // Killed after the fifth validation chunk (the second candidate's first).
+        let cut = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, TrialEvent::ValidationChunkDone { .. }))
+            .nth(4)
+            .unwrap()
+            .0
+            + 1;
+        let store = MemoryStore::new();
+        for e in &events[..cut] {
+            store.append(e).unwrap();
+        }
+        let (exec, handle) = FakeExecutor::new(model());
+        let (_, resumed) = rt().block_on(validating().run(&store, &exec, 8)).unwrap();
+        assert_eq!(resumed, full);
+        // Only the 7 chunks without a result were evaluated: 3 of the second candidate, 4 of
+        // the third.
+        let evaluated: usize = handle.calls().iter().map(|(_, c)| c.len()).sum();
+        assert_eq!(evaluated, 7, "{:?}", handle.calls());
+    }
+
+    #[test]
+    fn a_failed_validation_leaves_its_trial_out_of_the_honest_best() {
+        let (store, (exec, _)) = (MemoryStore::new(), FakeExecutor::new(model()));
+        let (done, _) = rt()
+            .block_on(Setup::new(model(), 1, layout()).run(&store, &exec, 8))
+            .unwrap();
+        let best = best_of(&done, Direction::Minimize).unwrap().number;
+        let (exec, handle) = FakeExecutor::new(model());
+        handle.fail_trial(best.0, "out of memory");
+        let (_, v) = rt().block_on(validating().run(&store, &exec, 8)).unwrap();
+        let v = v.unwrap();
+        assert_ne!(v.trial, best);
+        assert_eq!(v.fit_best_trial, best);
+        assert!(v.differs());
+        assert_eq!(v.candidates.len(), 2);
     }
 
     #[test]

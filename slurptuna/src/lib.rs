@@ -74,7 +74,7 @@ pub use backends::Scheduler;
 pub use entries::{optimize_entries, optimize_entries_async};
 pub use error::{Error, Result};
 pub use mode::{execution_mode, ExecutionMode};
-pub use options::{Durability, EntriesOptions, Racing, RunOptions, SamplerChoice};
+pub use options::{Durability, EntriesOptions, Racing, RunOptions, SamplerChoice, ValidationSeeds};
 pub use result::{MultiOptimizeResult, OptimizeResult};
 pub use run::{optimize_run, optimize_run_async};
 #[cfg(feature = "study")]
@@ -87,7 +87,7 @@ pub use slurptuna_core::{
     DistributedOptions, Distribution, Dtype, ExecError, Executor, FailureKind, LossBuilder,
     LossDefinition, LossResult, LossValue, MemorySize, ParamSpace, ParamValue, Params, Sampler,
     SearchParam, SeedFailure, SeedLayout, SeedStats, TaskResources, TrialFailure, TrialJob,
-    TrialNumber, TrialRecord, TrialState, WorkerCommand,
+    TrialNumber, TrialRecord, TrialState, ValidatedBest, ValidatedTrial, WorkerCommand,
 };
 
 /// A loss that is an external command speaking slurptuna's JSON line protocol (see the README):

@@ -41,8 +41,41 @@ impl fmt::Debug for SamplerChoice {
     }
 }
 
-/// How hard the run directory is pushed to disk (`durability`).
+/// The validation seeds of the honest best ([`RunOptions::validation_seeds`]).
 ///
+/// The best of many noisy means is biased low, and often a lucky draw (the winner's curse).
+/// After the study, its `validate_top_k` best trials by fit value are evaluated on these seeds,
+/// which are disjoint from the fit's: the validated best is the candidate with the best mean
+/// over the first half of them, and its reported value is its mean over the other half, which
+/// no choice has seen (unbiased). The validation is journalled chunk by chunk and resumes like a
+/// trial, in SINGLE and DISTRIBUTED mode.
+///
+/// ```
+/// use slurptuna::{RunOptions, ValidationSeeds};
+/// let opts = RunOptions { validation_seeds: Some(ValidationSeeds::Count(2000)), ..Default::default() };
+/// let listed = RunOptions { validation_seeds: Some(vec![10_000, 10_001, 10_002, 10_003].into()), ..opts.clone() };
+/// # let _ = listed;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidationSeeds {
+    /// This many seeds, right after the fit's largest seed (at least 4).
+    Count(u64),
+    /// Exactly these seeds (at least 4, none of them a fit seed, no repeats).
+    List(Vec<u64>),
+}
+
+impl From<u64> for ValidationSeeds {
+    fn from(n: u64) -> Self {
+        ValidationSeeds::Count(n)
+    }
+}
+
+impl From<Vec<u64>> for ValidationSeeds {
+    fn from(seeds: Vec<u64>) -> Self {
+        ValidationSeeds::List(seeds)
+    }
+}
+
 /// The options of seed racing ([`RunOptions::racing`], the study file's `[racing]` table).
 ///
 /// Each trial after the first races against the incumbent (the best COMPLETE trial when it
@@ -96,6 +129,8 @@ impl Racing {
     }
 }
 
+/// How hard the run directory is pushed to disk (`durability`).
+///
 /// Every event is written to the journal (`write()`) before the controller acts on it, whatever
 /// the choice: a killed controller (kill -9, an out-of-memory kill, a lost login session) loses
 /// nothing that was reported. The choice is about an operating-system crash or a power loss.
@@ -236,6 +271,14 @@ macro_rules! with_shared_fields {
         /// `alpha`, that its mean over all seeds is worse than the best completed value (see
         /// [`Racing`]). Default `None` (off): every trial evaluates every seed.
         racing: Option<Racing> = None,
+        /// The honest best: after the study, its `validate_top_k` best trials are evaluated again
+        /// on these seeds, disjoint from the fit's (a count: the seeds right after the fit's last
+        /// one; or an explicit list), and the result reports the validated best beside the fit's
+        /// best (see [`ValidationSeeds`]). Default `None`: no validation.
+        validation_seeds: Option<ValidationSeeds> = None,
+        /// How many of the study's best trials (by fit value) the honest best re-evaluates.
+        /// Default 5.
+        validate_top_k: usize = 5,
             }
         }
     };

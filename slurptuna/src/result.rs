@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use slurptuna_core::{Params, TrialNumber, TrialRecord};
+use slurptuna_core::{Params, TrialNumber, TrialRecord, ValidatedBest};
 
 use crate::mode::ExecutionMode;
 
@@ -38,6 +38,10 @@ pub struct OptimizeResult {
     pub mode: ExecutionMode,
     /// Every finished trial, in trial-number order.
     pub trials: Vec<TrialRecord>,
+    /// The honest best ([`crate::RunOptions::validation_seeds`]): the top trials re-evaluated
+    /// on the validation seeds. `None` without validation seeds, or when every validation
+    /// failed. [`ValidatedBest::differs`] says when it is not the fit's best trial.
+    pub validated: Option<ValidatedBest>,
 }
 
 /// The outcome of `optimize_entries`: one study per entry.

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use indicatif::MultiProgress;
 use slurptuna_core::{
     best_of, format_utc, BackendEnv, Executor, LossDefinition, ResumeRecord, RunMeta, Sampler,
-    SeedLayout, Store, WorkerCommand, RUN_FORMAT_VERSION,
+    SeedLayout, Store, TrialRecord, ValidatedBest, WorkerCommand, RUN_FORMAT_VERSION,
 };
 use slurptuna_store::{FsStore, SyncPolicy};
 
@@ -281,6 +281,21 @@ fn settings(opts: &RunOptions) -> serde_json::Map<String, serde_json::Value> {
         "sync_interval_seconds".into(),
         json!(opts.sync_interval.as_secs_f64()),
     );
+    m.insert(
+        "racing".into(),
+        match &opts.racing {
+            Some(r) => json!({ "alpha": r.alpha, "min_seeds": r.min_seeds, "margin": r.margin }),
+            None => json!(false),
+        },
+    );
+    if let Some(v) = &opts.validation_seeds {
+        let seeds = match v {
+            crate::options::ValidationSeeds::Count(n) => json!(n),
+            crate::options::ValidationSeeds::List(l) => json!(l),
+        };
+        m.insert("validation_seeds".into(), seeds);
+        m.insert("validate_top_k".into(), json!(opts.validate_top_k));
+    }
     if let Some(scheduler) = opts.scheduler.backend() {
         m.insert("scheduler".into(), json!(scheduler.name()));
         m.extend(scheduler.settings());
@@ -396,11 +411,27 @@ pub(crate) async fn run_study(
             )
         }),
     };
-    let outcome = study.run(history).await;
+    let validation = crate::validate::validation_layout(opts, &study_layout)?.map(Arc::new);
+    let stored_validations = history.validations().clone();
+    let outcome = match study.run(history).await {
+        Ok(finished) => match &validation {
+            Some(v) => study
+                .validate(
+                    &finished,
+                    v.clone(),
+                    opts.validate_top_k,
+                    &stored_validations,
+                )
+                .await
+                .map(|best| (finished, best)),
+            None => Ok((finished, None)),
+        },
+        Err(stop) => Err(stop),
+    };
     if shared.is_none() {
         executor.shutdown(false).await?;
     }
-    let finished = match outcome {
+    let (finished, validated) = match outcome {
         Ok(f) => f,
         Err(Stop::Interrupted) => return Err(Error::Interrupted { run_dir }),
         Err(Stop::Fatal(e)) => return Err(e.into()),
@@ -425,6 +456,18 @@ pub(crate) async fn run_study(
             last_failure,
         });
     };
+    if let Some(v) = &validated {
+        store.write_summary(&slurptuna_core::RunSummary {
+            validated: Some(v.clone()),
+            ..crate::controller::summarize(
+                &finished,
+                opts.direction,
+                opts.n_trials,
+                study_layout.n_seeds(),
+            )
+        })?;
+        report_validated(v, &best, opts.progress);
+    }
     let best_value = best.value().unwrap_or(f64::NAN);
     let now = SystemTime::now();
     meta.completed_at_utc = Some(format_utc(now));
@@ -451,7 +494,32 @@ pub(crate) async fn run_study(
         run_dir,
         mode: opts.mode,
         trials: finished,
+        validated,
     })
+}
+
+/// Says what the honest best found: the validated best beside the fit's, and when they differ
+/// (a `tracing` event if the program set a subscriber, else a line on stderr unless `progress`
+/// is off).
+fn report_validated(v: &ValidatedBest, fit: &TrialRecord, progress: bool) {
+    let fit_value = fit.value().unwrap_or(f64::NAN);
+    let line = if v.differs() {
+        format!(
+            "the validated best differs from the fit's best: trial {} has mean {:.6} ± {:.2e} on {} fresh seeds; the fit's best, trial {} (fit mean {:.6}), was a lucky draw",
+            v.trial.0, v.value, v.stderr, v.n_seeds, fit.number.0, fit_value
+        )
+    } else {
+        format!(
+            "the fit's best trial {} is also the validated best: mean {:.6} ± {:.2e} on {} fresh seeds (fit mean {:.6})",
+            v.trial.0, v.value, v.stderr, v.n_seeds, fit_value
+        )
+    };
+    match (tracing::dispatcher::has_been_set(), v.differs()) {
+        (true, true) => tracing::warn!("{line}"),
+        (true, false) => tracing::info!("{line}"),
+        (false, _) if progress => eprintln!("slurptuna: {line}"),
+        (false, _) => {}
+    }
 }
 
 /// Stops a shared executor after the call: on interruption, its jobs are cancelled unless the user

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use slurptuna_core::{
-    positive_duration, DistributedOptions, LossDefinition, MemorySize, SeedLayout, SeedSpec,
-    TaskResources,
+    positive_duration, DistributedOptions, LossDefinition, MemorySize, SeedLayout, SeedList,
+    SeedSpec, TaskResources,
 };
 use slurptuna_store::{RunName, StoreError};
 
 use crate::error::{Error, Result};
 use crate::mode::ExecutionMode;
-use crate::options::RunOptions;
+use crate::options::{RunOptions, ValidationSeeds};
 
 /// Checks every option of `opts` for `loss` and resolves the seed layout, then runs the loss's
 /// preflight check (a command loss: its program exists and starts), before any run directory
@@ -93,7 +93,79 @@ pub(crate) fn check(loss: &LossDefinition, opts: &RunOptions) -> Result<SeedLayo
     if let Some(r) = &opts.racing {
         r.config(layout.n_seeds(), layout.chunk_size()).validate()?;
     }
+    validation_layout(opts, &layout)?;
     Ok(layout)
+}
+
+/// The fewest validation seeds: two to choose the validated best, two to report its value.
+const MIN_VALIDATION_SEEDS: u64 = 4;
+
+/// The seed layout of the honest best ([`RunOptions::validation_seeds`]) for a study of seeds
+/// `fit`, or `None` without validation. Its chunks are at most the fit's and there are at least
+/// two: the first half of them choose the validated best, the rest report its value.
+pub(crate) fn validation_layout(opts: &RunOptions, fit: &SeedLayout) -> Result<Option<SeedLayout>> {
+    let Some(spec) = &opts.validation_seeds else {
+        return Ok(None);
+    };
+    if opts.validate_top_k == 0 {
+        return Err(Error::option(
+            "validate_top_k",
+            "must be >= 1 (the number of best trials the validation seeds re-evaluate)",
+        ));
+    }
+    let seeds = match spec {
+        ValidationSeeds::Count(n) => {
+            if *n < MIN_VALIDATION_SEEDS {
+                return Err(Error::option(
+                    "validation_seeds",
+                    format!("is {n}: give at least {MIN_VALIDATION_SEEDS} (half choose the validated best, half report its value)"),
+                ));
+            }
+            let fit_seeds = fit.seeds();
+            let largest = (0..fit_seeds.len()).map(|i| fit_seeds.get(i)).max();
+            let start = largest.unwrap_or(0).checked_add(1);
+            match start.filter(|s| s.checked_add(*n).is_some()) {
+                Some(start) => SeedList::Range { start, count: *n },
+                None => return Err(Error::option(
+                    "validation_seeds",
+                    "the seeds after the fit's largest seed overflow u64: give an explicit list",
+                )),
+            }
+        }
+        ValidationSeeds::List(list) => {
+            if (list.len() as u64) < MIN_VALIDATION_SEEDS {
+                return Err(Error::option(
+                    "validation_seeds",
+                    format!("has {} seeds: give at least {MIN_VALIDATION_SEEDS} (half choose the validated best, half report its value)", list.len()),
+                ));
+            }
+            let mut sorted = list.clone();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::option(
+                    "validation_seeds",
+                    format!("seed {} appears more than once", w[0]),
+                ));
+            }
+            let fit_seeds = fit.seeds();
+            let shared = (0..fit_seeds.len())
+                .map(|i| fit_seeds.get(i))
+                .filter(|s| sorted.binary_search(s).is_ok())
+                .min();
+            if let Some(s) = shared {
+                return Err(Error::option(
+                    "validation_seeds",
+                    format!("seed {s} is also a fit seed: validation seeds must be disjoint from the fit's (`seeds` / `n_seeds`)"),
+                ));
+            }
+            SeedList::Explicit {
+                seeds: list.clone().into(),
+            }
+        }
+    };
+    let n = seeds.len();
+    let chunk_size = fit.chunk_size().min(n.div_ceil(2));
+    Ok(Some(SeedLayout::new(seeds, chunk_size)?))
 }
 
 /// The seed's DISTRIBUTED knobs of `opts` as the scheduler-independent options every backend

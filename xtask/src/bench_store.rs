@@ -254,6 +254,7 @@ fn write_run(a: &Args, root: &Path) -> Result<(PathBuf, Duration)> {
             seeds_saved: 0,
             n_trials: a.trials,
             direction: Direction::Minimize,
+            validated: None,
         })?;
     }
     store.sync()?;

@@ -6,7 +6,9 @@ use crate::mode::Direction;
 use crate::params::Params;
 use crate::space::{search_param, ParamSpace};
 use crate::stats::SeedStats;
-use crate::store::{ResumeRecord, RunHistory, RunMeta, RunSummary, Store, TrialEvent};
+use crate::store::{
+    ResumeRecord, RunHistory, RunMeta, RunSummary, Store, TrialEvent, ValidatedBest, ValidatedTrial,
+};
 use crate::testing::conformance;
 use crate::trial::{ChunkIndex, ChunkKey, TrialNumber, TrialState};
 
@@ -196,6 +198,22 @@ pub fn store_suite(store: &dyn Store) -> Result<()> {
         seeds_saved: 0,
         n_trials: 3,
         direction: Direction::Minimize,
+        // The honest best, when the study has validation seeds (it survives the round trip).
+        validated: (n_complete > 0).then(|| ValidatedBest {
+            trial: TrialNumber(0),
+            params: p(0.1),
+            value: 1.75,
+            stderr: 0.125,
+            n_seeds: 50,
+            fit_best_trial: TrialNumber(0),
+            candidates: vec![ValidatedTrial {
+                trial: TrialNumber(0),
+                fit_value: 1.5,
+                selection_mean: 1.625,
+                value: 1.75,
+                stderr: 0.125,
+            }],
+        }),
     };
     store.write_summary(&summary(0))?;
     store.write_summary(&summary(1))?;

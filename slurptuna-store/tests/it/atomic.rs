@@ -22,6 +22,7 @@ fn summary(i: u64) -> RunSummary {
         seeds_saved: 0,
         n_trials: u64::MAX,
         direction: Direction::Minimize,
+        validated: None,
     }
 }
 

@@ -92,6 +92,7 @@ fn documents_are_pretty_json_with_the_originals_field_names() {
         seeds_saved: 0,
         n_trials: 10,
         direction: Direction::Minimize,
+        validated: None,
     };
     store.write_summary(&summary).unwrap();
     for (file, keys) in [

@@ -42,6 +42,7 @@ fn summary(n_complete: u64) -> RunSummary {
         seeds_saved: 0,
         n_trials: 10,
         direction: Direction::Minimize,
+        validated: None,
     }
 }
 

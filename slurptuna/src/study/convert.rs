@@ -10,7 +10,7 @@ use slurptuna_core::Direction;
 
 use crate::backends::Scheduler;
 use crate::mode::{execution_mode, ExecutionMode};
-use crate::options::{Durability, Racing, SamplerChoice};
+use crate::options::{Durability, Racing, SamplerChoice, ValidationSeeds};
 
 use super::doc::{resolve, Kind, Origin, Table, Value};
 
@@ -245,6 +245,17 @@ impl FromStudyValue for Racing {
             Kind::Bool(true) => Ok(Racing::default()),
             Kind::Table(t) => racing_from_table(t, cx).map_err(|(_, e)| e),
             _ => Err(expected(v, "a table of alpha, min_seeds, margin, or true")),
+        }
+    }
+}
+
+impl FromStudyValue for ValidationSeeds {
+    /// A count (`validation_seeds = 2000`: the seeds after the fit's) or an array of seeds.
+    fn from_study(v: &Value, cx: &Cx<'_>) -> Result<Self, Invalid> {
+        match &v.kind {
+            Kind::Int(_) => u64::from_study(v, cx).map(ValidationSeeds::Count),
+            Kind::Array(_) => Vec::<u64>::from_study(v, cx).map(ValidationSeeds::List),
+            _ => Err(expected(v, "a number of seeds or an array of seeds")),
         }
     }
 }

@@ -8,6 +8,8 @@ use serde_json::{json, Value as Json};
 use crate::result::{MultiOptimizeResult, OptimizeResult};
 
 /// The result of [`super::StudyFile::run`]: one study, or one study per entry.
+// Made once per run and read by the caller: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum StudyOutcome {
     /// A study without `[entries]` (`optimize_run`).
@@ -24,6 +26,10 @@ fn study_json(r: &OptimizeResult) -> serde_json::Map<String, Json> {
         "n_trials": r.n_trials,
         "n_complete": r.n_complete,
         "n_failed": r.n_failed,
+        "n_pruned": r.n_pruned,
+        "seeds_evaluated": r.seeds_evaluated,
+        "seeds_saved": r.seeds_saved,
+        "validated": r.validated,
         "run_dir": r.run_dir,
     });
     match v {
@@ -44,9 +50,10 @@ impl StudyOutcome {
     /// The outcome as one JSON object.
     ///
     /// A study: `{"study", "mode", "best_value", "best_params", "best_trial", "n_trials",
-    /// "n_complete", "n_failed", "run_dir"}`. With entries: `{"study", "mode", "run_dir" (the
-    /// parent), "entries": [{"entry_id", "best_value", "best_params", "best_trial", "n_trials",
-    /// "n_complete", "n_failed", "run_dir"}, ...]}` in the order of `[entries]`.
+    /// "n_complete", "n_failed", "n_pruned", "seeds_evaluated", "seeds_saved", "validated"
+    /// (the honest best as in `summary.json`, or null), "run_dir"}`. With entries: `{"study",
+    /// "mode", "run_dir" (the parent), "entries": [{"entry_id", ...the same keys...}, ...]}` in
+    /// the order of `[entries]`.
     pub fn to_json(&self) -> Json {
         match self {
             StudyOutcome::Run(r) => {
@@ -95,6 +102,22 @@ impl fmt::Display for StudyOutcome {
                     r.n_complete,
                     r.n_failed
                 )?;
+                if let Some(v) = &r.validated {
+                    writeln!(
+                        f,
+                        "validated best {} ± {:.2e} on {} fresh seeds at {} (trial {}{})",
+                        v.value,
+                        v.stderr,
+                        v.n_seeds,
+                        v.params,
+                        v.trial,
+                        if v.differs() {
+                            "; not the fit's best, which was a lucky draw"
+                        } else {
+                            "; the fit's best"
+                        }
+                    )?;
+                }
                 write!(f, "run dir {}", r.run_dir.display())
             }
             StudyOutcome::Entries(m) => {

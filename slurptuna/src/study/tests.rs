@@ -41,6 +41,8 @@ fn every_option_is_a_study_key_and_documented() {
         entry_id: _,
         run_name: _,
         racing: _,
+        validation_seeds: _,
+        validate_top_k: _,
     } = RunOptions::default();
     let run_fields = [
         "n_trials",
@@ -76,6 +78,8 @@ fn every_option_is_a_study_key_and_documented() {
         "entry_id",
         "run_name",
         "racing",
+        "validation_seeds",
+        "validate_top_k",
     ];
     let EntriesOptions {
         run_name_prefix: _,
@@ -474,5 +478,56 @@ fn the_racing_table_turns_racing_on() {
     assert_eq!(
         s.run_options().expect("single").racing,
         Some(crate::Racing::default())
+    );
+}
+
+#[test]
+fn validation_seeds_are_a_count_or_a_list_and_errors_point_at_the_key() {
+    let d = Dir::new();
+    let s = d
+        .load(MINIMAL, &["run.validation_seeds=2000"])
+        .expect("valid");
+    let o = s.run_options().expect("single");
+    assert_eq!(
+        (o.validation_seeds.clone(), o.validate_top_k),
+        (Some(crate::ValidationSeeds::Count(2000)), 5)
+    );
+    let s = d
+        .load(
+            &format!("{MINIMAL}\n[run]\nvalidation_seeds = [5000, 5001, 5002, 5003]\nvalidate_top_k = 2\n"),
+            &[],
+        )
+        .expect("valid");
+    let o = s.run_options().expect("single");
+    assert_eq!(
+        (o.validation_seeds.clone(), o.validate_top_k),
+        (
+            Some(crate::ValidationSeeds::List(vec![5000, 5001, 5002, 5003])),
+            2
+        )
+    );
+    let e = d
+        .load(
+            &format!("{MINIMAL}\n[run]\nvalidation_seeds = \"many\"\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "13:20: [run] validation_seeds: expected a number of seeds or an array of seeds"
+        ),
+        "{e}"
+    );
+    let e = d
+        .load(
+            &format!("{MINIMAL}\n[run]\nvalidation_seeds = [1, 2, 3, 4]\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("13:20: [run] validation_seeds: seed 1 is also a fit seed"),
+        "{e}"
     );
 }

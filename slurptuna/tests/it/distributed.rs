@@ -292,10 +292,24 @@ fn a_pruned_trial_cancels_the_rest_of_its_array() {
     let mut short = 0;
     for t in 0..4 {
         let chunks = run.join(format!("trials/trial_{t:05}/chunks"));
-        let n = std::fs::read_dir(&chunks).map_or(0, |d| d.count());
-        if n < 8 {
+        let mut done: Vec<String> = std::fs::read_dir(&chunks)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".json") && !n.ends_with(".failed.json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        done.sort();
+        if done.len() < 8 {
             short += 1;
         }
+        // Array index = plan position, and Slurm starts an array's tasks in index order: the
+        // chunks that ran are the plan's first ones (the census and min_seeds first).
+        let first: Vec<String> = (0..done.len())
+            .map(|c| format!("chunk_{c:05}.json"))
+            .collect();
+        assert_eq!(done, first, "trial {t} ran chunks out of plan order");
     }
     assert!(
         short as u64 >= pruned,
@@ -348,5 +362,85 @@ fn a_race_killed_mid_array_resumes_to_the_same_decisions() {
         "a resumed race must decide as the uninterrupted one"
     );
     assert_eq!(full["best_value"], resumed["best_value"]);
+    assert_no_jobs_left(dir.path());
+}
+
+/// The honest best: 4 trials of 100 seeds, the top 2 validated on 400 fresh seeds in chunks of 50.
+const VALIDATE: [&str; 6] = [
+    "n_seeds=100",
+    "chunk=50",
+    "validation=400",
+    "top_k=2",
+    "sampler=random",
+    "poll=0.3",
+];
+
+#[test]
+fn the_honest_best_runs_on_slurm_equals_single_and_resumes_after_a_kill() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let single = run_json(&mut study(dir.path(), "single", 4, "noisy", &VALIDATE));
+    let mut args = VALIDATE.to_vec();
+    args.extend(["mode=distributed", "sleep_ms=5"]);
+    let dist = run_json(&mut study(dir.path(), "dist", 4, "noisy", &args));
+    let v = &single["validated"];
+    assert_eq!(v["n_seeds"], 200, "{single}");
+    assert_eq!(
+        v["candidates"].as_array().map(Vec::len),
+        Some(2),
+        "{single}"
+    );
+    assert_eq!(
+        &dist["validated"], v,
+        "SINGLE and DISTRIBUTED must validate to the same honest best"
+    );
+    // The validation's arrays ran in their own directory, beside the trial's own files.
+    let best = v["trial"].as_u64().unwrap();
+    let chunks = dir
+        .path()
+        .join(format!("dist/trials/trial_{best:05}/validation/chunks"));
+    assert!(
+        std::fs::read_dir(&chunks).map_or(0, |d| d.count()) >= 8,
+        "no validation chunk results in {}",
+        chunks.display()
+    );
+    // SIGKILL once the first validation chunk is journalled, then resume.
+    let mut child = study(dir.path(), "killed", 4, "noisy", &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = dir.path().join("killed/journal.jsonl");
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        if text.contains("\"event\":\"validation_chunk_done\"") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no validation chunk"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the study ended too soon"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let resumed = run_json(&mut study(dir.path(), "killed", 4, "noisy", &args));
+    assert_eq!(
+        &resumed["validated"], v,
+        "a resumed validation must end as the uninterrupted one"
+    );
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(
+        text.matches("\"event\":\"validated\"").count(),
+        2,
+        "each candidate is validated once"
+    );
     assert_no_jobs_left(dir.path());
 }
