@@ -33,8 +33,12 @@ pub enum Format {
     /// storage=JournalStorage(JournalFileBackend(out)))` and `optuna-dashboard out` open it.
     ///
     /// Study name: the loss name (`<loss name>:<entry id>` per entry of an entries run).
-    /// States: COMPLETE (value = mean over seeds), FAIL (failed trials, and complete trials
-    /// whose mean is NaN), RUNNING (trials in flight). Distributions follow the parameter space
+    /// States: COMPLETE (value = mean over seeds), PRUNED (trials a seed race stopped: their
+    /// intermediate values are the race's looks, step = seeds of the evaluated prefix, value =
+    /// the estimate of the trial's mean; the last one is the trial's value, as Optuna stores a
+    /// pruned trial; user attr `race` holds seeds, estimate, bound, beta, threshold, control and
+    /// alpha), FAIL (failed trials, and complete trials whose mean is NaN), RUNNING (trials in
+    /// flight). Distributions follow the parameter space
     /// (float with log/step, int with log/step, categorical; categorical params as choice
     /// indices, as Optuna stores them). Trial user attrs: `n_seeds` (seeds evaluated), `stderr`
     /// and `std` (complete trials), `slurptuna_trial`, `entry_id` (entries runs),
@@ -43,13 +47,15 @@ pub enum Format {
     /// wall-clock times (UTC), else the run's first start.
     OptunaJournal,
     /// One row per trial: `number,state,value,stderr,n_seeds,start,end,reason,params_<name>...`
-    /// (`entry` first for an entries run). `state` is COMPLETE, FAILED or RUNNING; times are
+    /// (`entry` first for an entries run). `state` is COMPLETE, FAILED, PRUNED (`value` empty,
+    /// `n_seeds` the seeds it evaluated) or RUNNING; times are
     /// ISO-8601 UTC (empty when the journal has none); non-finite numbers are `inf`, `-inf`,
     /// `NaN`; empty cells are missing values.
     Csv,
     /// One JSON object per trial, one per line: `number`, `state`, `value`, `stderr`,
-    /// `n_seeds`, `start`, `end`, `reason`, `params` (an object) and `entry` for an entries
-    /// run. Missing values are `null`; non-finite numbers are the strings `"inf"`, `"-inf"`,
+    /// `n_seeds`, `start`, `end`, `reason`, `params` (an object), `entry` for an entries run
+    /// and `race` for a PRUNED trial (`seeds`, `estimate`, `bound`, `beta`, `threshold`,
+    /// `control`, `alpha`). Missing values are `null`; non-finite numbers are the strings `"inf"`, `"-inf"`,
     /// `"nan"`.
     Json,
     /// Per-seed values (needs a run with `keep_seed_values`), as plain `.npy` files for

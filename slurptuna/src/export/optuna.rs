@@ -16,6 +16,7 @@ const OP_SET_STUDY_USER_ATTR: u8 = 2;
 const OP_CREATE_TRIAL: u8 = 4;
 const RUNNING: u8 = 0;
 const COMPLETE: u8 = 1;
+const PRUNED: u8 = 2;
 const FAIL: u8 = 3;
 
 pub(super) fn write(studies: &[Study], out: &Path) -> Result<()> {
@@ -91,8 +92,20 @@ fn study_lines(study: &Study, study_id: usize, out: &Path, lines: &mut Vec<Strin
         let state = match (&t.state, value) {
             (TrialState::Running, _) => RUNNING,
             (TrialState::Complete { .. }, Some(_)) => COMPLETE,
+            (TrialState::Pruned { .. }, _) => PRUNED,
             _ => FAIL,
         };
+        // A pruned trial: its race's looks are Optuna's intermediate values (step = seeds of
+        // the evaluated prefix, value = the estimate of its mean), and, as Optuna does for a
+        // pruned trial, the last of them is its value.
+        let mut intermediate = Map::new();
+        let mut pruned_value = None;
+        if let Some(race) = t.pruned() {
+            for &(seeds, estimate) in race.looks.iter().filter(|(_, e)| e.is_finite()) {
+                intermediate.insert(seeds.to_string(), json!(estimate));
+                pruned_value = Some(estimate);
+            }
+        }
         let mut user_attrs = Map::new();
         if let Some(n) = s.n_seeds {
             user_attrs.insert("n_seeds".into(), json!(n));
@@ -103,6 +116,21 @@ fn study_lines(study: &Study, study_id: usize, out: &Path, lines: &mut Vec<Strin
             }
         }
         user_attrs.insert("slurptuna_trial".into(), json!(t.number.0));
+        if let Some(race) = t.pruned() {
+            let finite = |x: f64| x.is_finite().then_some(x);
+            user_attrs.insert(
+                "race".into(),
+                json!({
+                    "seeds": race.seeds,
+                    "estimate": finite(race.estimate),
+                    "bound": finite(race.bound),
+                    "beta": finite(race.beta),
+                    "threshold": finite(race.threshold),
+                    "control": race.control.0,
+                    "alpha": race.alpha,
+                }),
+            );
+        }
         if let Some(id) = study.entry_id() {
             user_attrs.insert("entry_id".into(), json!(id));
         }
@@ -138,12 +166,14 @@ fn study_lines(study: &Study, study_id: usize, out: &Path, lines: &mut Vec<Strin
         );
         m.insert("user_attrs".into(), Value::Object(user_attrs));
         m.insert("system_attrs".into(), json!({}));
-        m.insert("intermediate_values".into(), json!({}));
+        m.insert("intermediate_values".into(), Value::Object(intermediate));
         let body = Value::Object(record(OP_CREATE_TRIAL, m)).to_string();
-        lines.push(with_value(
-            &body,
-            if state == COMPLETE { value } else { None },
-        ));
+        let value = match state {
+            COMPLETE => value,
+            PRUNED => pruned_value,
+            _ => None,
+        };
+        lines.push(with_value(&body, value));
     }
     Ok(())
 }

@@ -120,6 +120,20 @@ pub(super) fn write_json(studies: &[Study], out: &Path) -> Result<()> {
             m.insert("start".into(), json!(s.started.and_then(utc)));
             m.insert("end".into(), json!(s.finished.and_then(utc)));
             m.insert("reason".into(), json!(s.reason));
+            if let Some(r) = t.pruned() {
+                m.insert(
+                    "race".into(),
+                    json!({
+                        "seeds": r.seeds,
+                        "estimate": num_json(Some(r.estimate)),
+                        "bound": num_json(Some(r.bound)),
+                        "beta": num_json(Some(r.beta)),
+                        "threshold": num_json(Some(r.threshold)),
+                        "control": r.control.0,
+                        "alpha": r.alpha,
+                    }),
+                );
+            }
             m.insert(
                 "params".into(),
                 Value::Object(

@@ -91,5 +91,5 @@ pub(crate) use views::{csv_field, param_text};
 pub use jobs::{job_states, parse_squeue, recorded_jobs, JobStates, TaskState};
 pub use views::{
     best, format_runs, format_trials, is_finished, list_runs, show, show_with, to_csv, to_json,
-    trials, watch_frame, watch_frame_with, Best, RunLine, SortKey, StateFilter, TrialRow,
+    trials, watch_frame, watch_frame_with, Best, RaceRow, RunLine, SortKey, StateFilter, TrialRow,
 };

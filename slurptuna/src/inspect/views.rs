@@ -180,6 +180,8 @@ pub enum StateFilter {
     Failed,
     /// Trials asked and not finished.
     Running,
+    /// Trials a seed race stopped early.
+    Pruned,
 }
 
 impl StateFilter {
@@ -189,6 +191,7 @@ impl StateFilter {
             (StateFilter::Complete, TrialState::Complete { .. })
                 | (StateFilter::Failed, TrialState::Failed { .. })
                 | (StateFilter::Running, TrialState::Running)
+                | (StateFilter::Pruned, TrialState::Pruned { .. })
         )
     }
 }
@@ -208,13 +211,13 @@ pub enum SortKey {
 pub struct TrialRow {
     /// Trial number.
     pub number: u64,
-    /// `COMPLETE`, `FAILED` or `RUNNING`.
+    /// `COMPLETE`, `FAILED`, `PRUNED` or `RUNNING`.
     pub state: &'static str,
     /// The value (mean over seeds) of a complete trial.
     pub value: Option<f64>,
     /// The standard error of the mean of a complete trial.
     pub stderr: Option<f64>,
-    /// Seeds evaluated, for a complete trial.
+    /// Seeds evaluated, for a complete or pruned trial.
     pub n_seeds: Option<u64>,
     /// Chunks done so far, for a running trial.
     pub chunks_done: Option<u64>,
@@ -226,6 +229,25 @@ pub struct TrialRow {
     pub params: Params,
     /// Why a failed trial failed.
     pub reason: Option<String>,
+    /// How its seed race stopped a pruned trial: the estimate of its mean, the lower bound L
+    /// that was worse than the threshold (the best value then), β and the control trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub race: Option<RaceRow>,
+}
+
+/// The race of a pruned trial, as `slurptuna trials` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct RaceRow {
+    /// The control-variate estimate of the trial's mean over all seeds.
+    pub estimate: f64,
+    /// The lower confidence bound L of that mean when the trial was pruned.
+    pub bound: f64,
+    /// The best value it was compared with.
+    pub threshold: f64,
+    /// The control-variate coefficient β̂.
+    pub beta: f64,
+    /// The control trial (the incumbent when the trial started).
+    pub control: u64,
 }
 
 fn row(data: &RunData, t: &TrialRecord) -> TrialRow {
@@ -253,6 +275,13 @@ fn row(data: &RunData, t: &TrialRecord) -> TrialRow {
         finished_at: times.finished,
         params: t.params.clone(),
         reason,
+        race: t.pruned().map(|r| RaceRow {
+            estimate: r.estimate,
+            bound: r.bound,
+            threshold: r.threshold,
+            beta: r.beta,
+            control: r.control.0,
+        }),
     }
 }
 
@@ -299,6 +328,13 @@ pub fn format_trials(rows: &[TrialRow]) -> String {
         );
         if let Some(reason) = &r.reason {
             let _ = write!(s, "  {reason}");
+        }
+        if let Some(race) = &r.race {
+            let _ = write!(
+                s,
+                "  estimate {:.6}, L {:.6} > best {:.6} (β {:.3}, control trial {})",
+                race.estimate, race.bound, race.threshold, race.beta, race.control
+            );
         }
         s.push('\n');
     }
@@ -480,16 +516,54 @@ pub fn show_with(data: &RunData, jobs: Option<(&[(TrialNumber, JobId)], &JobStat
         .filter(|t| matches!(t.state, TrialState::Failed { .. }))
         .collect();
     let running: Vec<&&TrialRecord> = all.iter().filter(|t| !t.is_finished()).collect();
+    let n_pruned = all.iter().filter(|t| t.pruned().is_some()).count();
     let _ = writeln!(
         s,
-        "trials     {} complete, {} failed, {} running, target {}{}",
+        "trials     {} complete, {}{} failed, {} running, target {}{}",
         n_complete,
+        if n_pruned > 0 {
+            format!("{n_pruned} pruned, ")
+        } else {
+            String::new()
+        },
         failed.len(),
         running.len(),
         m.n_trials,
         if is_finished(data) { " (done)" } else { "" }
     );
+    if n_pruned > 0 {
+        let finished: Vec<TrialRecord> = all
+            .iter()
+            .filter(|t| t.is_finished())
+            .map(|t| (*t).clone())
+            .collect();
+        let (used, saved) = crate::controller::seed_counts(&finished, m.n_seeds);
+        let _ = writeln!(
+            s,
+            "racing     {used} seed evaluations, {saved} saved by pruning ({:.0}%)",
+            100.0 * saved as f64 / (used + saved).max(1) as f64
+        );
+    }
     let _ = writeln!(s, "best       {}", best_line(data));
+    if let Some(v) = data.summary.as_ref().and_then(|x| x.validated.as_ref()) {
+        let _ = writeln!(
+            s,
+            "validated  {} ± {:.2e} over {} fresh seeds (trial {}) at {}{}",
+            v.value,
+            v.stderr,
+            v.n_seeds,
+            v.trial,
+            v.params,
+            if v.differs() {
+                format!(
+                    "; not the fit's best (trial {}), a lucky draw",
+                    v.fit_best_trial
+                )
+            } else {
+                "; the fit's best".to_string()
+            }
+        );
+    }
     if !failed.is_empty() {
         let _ = writeln!(s, "failures");
         for t in &failed {

@@ -206,6 +206,7 @@ fn run_sections(d: &RunData, h: u8, prefix: &str) -> String {
         .trials()
         .filter(|t| matches!(t.state, TrialState::Failed { .. }))
         .collect();
+    let pruned: Vec<&TrialRecord> = d.trials().filter(|t| t.pruned().is_some()).collect();
     let running = count(d, |t| matches!(t.state, TrialState::Running));
     let best = d.history.best(dir);
 
@@ -213,14 +214,26 @@ fn run_sections(d: &RunData, h: u8, prefix: &str) -> String {
     open(&mut s, 0);
     let _ = write!(
         s,
-        "<p>{} complete, {} failed, {} running, of {} trials ({}); {} seeds per trial.</p>",
+        "<p>{} complete, {} pruned, {} failed, {} running, of {} trials ({}); {} seeds per trial.</p>",
         complete.len(),
+        pruned.len(),
         failed.len(),
         running,
         d.meta.n_trials,
         esc(dir.as_str()),
         d.meta.n_seeds
     );
+    if !pruned.is_empty() {
+        let finished: Vec<TrialRecord> = d.trials().filter(|t| t.is_finished()).cloned().collect();
+        let (used, saved) = crate::controller::seed_counts(&finished, d.meta.n_seeds);
+        let _ = write!(
+            s,
+            "<p>Seed racing: {} seed evaluations, {} saved by pruning ({:.0}% of what every trial on every seed would cost).</p>",
+            used,
+            saved,
+            100.0 * saved as f64 / (used + saved).max(1) as f64
+        );
+    }
     match best.and_then(|b| complete_stats(b).map(|st| (b, st))) {
         Some((b, (mean, se, n))) => {
             let _ = write!(
@@ -239,6 +252,25 @@ fn run_sections(d: &RunData, h: u8, prefix: &str) -> String {
             s.push_str(&table(&["parameter", "value"], &rows));
         }
         None => s.push_str("<p class=\"note\">No trial is complete yet.</p>"),
+    }
+    if let Some(v) = d.summary.as_ref().and_then(|x| x.validated.as_ref()) {
+        let _ = write!(
+            s,
+            "<p class=\"best\">Validated best <strong>{}</strong> ± {} over {} fresh seeds, trial {}{}.</p>",
+            num(v.value),
+            approx(v.stderr),
+            v.n_seeds,
+            v.trial.0,
+            if v.differs() {
+                format!(
+                    " at {}: not the fit's best (trial {}), which was a lucky draw",
+                    esc(&v.params.to_string()),
+                    v.fit_best_trial.0
+                )
+            } else {
+                ", the fit's best".to_string()
+            }
+        );
     }
     s.push_str("</section>");
 
@@ -264,11 +296,53 @@ fn run_sections(d: &RunData, h: u8, prefix: &str) -> String {
         }
     }
     let failed_x: Vec<f64> = failed.iter().map(|t| t.number.0 as f64).collect();
+    let pruned_at: Vec<(f64, f64)> = pruned
+        .iter()
+        .filter_map(|t| {
+            let r = t.pruned()?;
+            r.estimate
+                .is_finite()
+                .then_some((t.number.0 as f64, r.estimate))
+        })
+        .collect();
     s.push_str(&figure(
         "Optimisation history",
-        plots::history(&points, &failed_x, &best_line),
-        "Each complete trial's value (mean over seeds) with ± one standard error over seeds; the line is the best value so far; crosses on the lower edge are failed trials.",
+        plots::history(&points, &failed_x, &pruned_at, &best_line),
+        "Each complete trial's value (mean over seeds) with ± one standard error over seeds; the line is the best value so far; hollow grey circles are pruned trials at the estimate of their mean when their race stopped them; crosses on the lower edge are failed trials.",
     ));
+    if !pruned.is_empty() {
+        let rows: Vec<Vec<String>> = pruned
+            .iter()
+            .filter_map(|t| {
+                let r = t.pruned()?;
+                Some(vec![
+                    t.number.0.to_string(),
+                    r.seeds.to_string(),
+                    num(r.estimate),
+                    num(r.bound),
+                    num(r.threshold),
+                    approx(r.beta),
+                    r.control.0.to_string(),
+                ])
+            })
+            .collect();
+        s.push_str("<h4>Pruned trials</h4>");
+        s.push_str(
+            "<p class=\"note\">Each stopped once the lower confidence bound L of its mean over all seeds was worse than the best value then (the threshold); β is the control-variate coefficient against the control trial.</p>",
+        );
+        s.push_str(&table(
+            &[
+                "trial",
+                "seeds",
+                "estimate",
+                "L",
+                "threshold",
+                "β",
+                "control",
+            ],
+            &rows,
+        ));
+    }
     s.push_str("</section>");
 
     // Slice plots.
@@ -406,7 +480,8 @@ fn run_sections(d: &RunData, h: u8, prefix: &str) -> String {
             let start = times.started?;
             let outcome = match t.state {
                 TrialState::Complete { .. } => Outcome::Complete,
-                TrialState::Failed { .. } | TrialState::Pruned { .. } => Outcome::Failed,
+                TrialState::Failed { .. } => Outcome::Failed,
+                TrialState::Pruned { .. } => Outcome::Pruned,
                 TrialState::Running => Outcome::Running,
             };
             let end = times.finished.unwrap_or(t_last);
@@ -416,7 +491,7 @@ fn run_sections(d: &RunData, h: u8, prefix: &str) -> String {
     s.push_str(&figure(
         "Timeline of trials",
         plots::timeline(&bars),
-        "One bar per trial from when it was asked to when it finished; blue complete, vermillion with a cross failed, grey still running.",
+        "One bar per trial from when it was asked to when it finished; blue complete, sky blue pruned, vermillion with a cross failed, grey still running.",
     ));
     s.push_str("</section>");
 

@@ -101,15 +101,29 @@ pub(crate) struct HistoryPoint {
 
 /// Value ± stderr per complete trial (error bars), the best value so far as a line, failed
 /// trials as crosses on the lower edge.
-pub(crate) fn history(points: &[HistoryPoint], failed: &[f64], best_so_far: &[(f64, f64)]) -> Plot {
+///
+/// `pruned`: (trial, estimate of its mean when its race stopped it), drawn as hollow circles.
+pub(crate) fn history(
+    points: &[HistoryPoint],
+    failed: &[f64],
+    pruned: &[(f64, f64)],
+    best_so_far: &[(f64, f64)],
+) -> Plot {
     let (y0, y1) = min_max(
         points
             .iter()
-            .flat_map(|p| [p.value - p.stderr, p.value + p.stderr]),
+            .flat_map(|p| [p.value - p.stderr, p.value + p.stderr])
+            .chain(pruned.iter().map(|p| p.1)),
     )
     .ok_or("no complete trial yet")?;
-    let (x0, x1) = min_max(points.iter().map(|p| p.trial).chain(failed.iter().copied()))
-        .ok_or("no trial yet")?;
+    let (x0, x1) = min_max(
+        points
+            .iter()
+            .map(|p| p.trial)
+            .chain(failed.iter().copied())
+            .chain(pruned.iter().map(|p| p.0)),
+    )
+    .ok_or("no trial yet")?;
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (900, 380)).into_drawing_area();
@@ -156,6 +170,17 @@ pub(crate) fn history(points: &[HistoryPoint], failed: &[f64], best_so_far: &[(f
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], VERMILLION.stroke_width(2))
             });
+        if !pruned.is_empty() {
+            chart
+                .draw_series(
+                    pruned
+                        .iter()
+                        .map(|&(t, v)| Circle::new((t, v), 4, GREY.stroke_width(2))),
+                )
+                .map_err(err)?
+                .label("pruned (estimate)")
+                .legend(|(x, y)| Circle::new((x + 10, y), 4, GREY.stroke_width(2)));
+        }
         if !failed.is_empty() {
             chart
                 .draw_series(
@@ -450,6 +475,8 @@ pub(crate) enum Outcome {
     Failed,
     /// Still running (drawn in grey up to the last recorded time).
     Running,
+    /// Pruned by its seed race (drawn in sky blue).
+    Pruned,
 }
 
 /// One bar per trial: `(trial, start, end, outcome)`, times in seconds since the first start.
@@ -487,6 +514,7 @@ pub(crate) fn timeline(bars: &[(f64, f64, f64, Outcome)]) -> Plot {
             Outcome::Complete => BLUE,
             Outcome::Failed => VERMILLION,
             Outcome::Running => GREY,
+            Outcome::Pruned => SKY,
         };
         // A bar shorter than 0.5 % of the axis is widened so that it stays visible.
         let min_w = (x1 - x0.min(0.0)).max(1e-9) * 0.005;
@@ -511,6 +539,13 @@ pub(crate) fn timeline(bars: &[(f64, f64, f64, Outcome)]) -> Plot {
                 .map_err(err)?
                 .label("failed (×)")
                 .legend(|(x, y)| Cross::new((x + 7, y), 5, BLACK.stroke_width(2)));
+        }
+        if bars.iter().any(|b| b.3 == Outcome::Pruned) {
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label("pruned")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], SKY.filled()));
         }
         if bars.iter().any(|b| b.3 == Outcome::Running) {
             chart

@@ -203,6 +203,8 @@ for name in optuna.get_all_study_names(storage):
         "param_types": {k: type(v).__name__ for t in complete[:1] for k, v in t.params.items()},
         "user_attrs": [t.user_attrs for t in trials],
         "study_user_attrs": s.user_attrs,
+        "intermediate": [{str(k): v for k, v in t.intermediate_values.items()} for t in trials],
+        "values": [t.value for t in trials],
         "durations_ok": all(t.datetime_start is not None and (t.state.name == "RUNNING" or t.datetime_complete >= t.datetime_start) for t in trials),
     }
 print(json.dumps(out))
@@ -580,4 +582,94 @@ fn the_export_command_writes_the_file_and_names_the_formats_on_a_typo() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("optuna-journal, csv, json or npy"), "{err}");
+}
+
+/// A study where seed racing prunes: a bowl plus seed noise, 1,000 seeds in chunks of 100.
+fn run_raced(root: &Path) -> OptimizeResult {
+    let l = loss("raced")
+        .description("noisy bowl, raced")
+        .param("x", (0.0, 1.0))
+        .build(|p, seed, _| {
+            let x = p.f64("x")?;
+            let h = (seed ^ x.to_bits().rotate_left(17))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29)
+                .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+            Ok(((x - 0.3).powi(2) + 0.2 * (u - 0.5)).into())
+        })
+        .unwrap();
+    optimize_run(
+        &l,
+        RunOptions {
+            run_root: root.to_path_buf(),
+            n_trials: 20,
+            n_seeds: Some(1000),
+            chunk_size: Some(100),
+            racing: Some(slurptuna::Racing::default()),
+            sampler: slurptuna::SamplerChoice::Random,
+            progress: false,
+            ..Default::default()
+        },
+    )
+    .expect("run")
+}
+
+#[test]
+fn pruned_trials_are_optuna_pruned_trials_with_their_looks_as_intermediate_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_raced(dir.path());
+    assert!(r.n_pruned >= 3, "{} pruned", r.n_pruned);
+    let out = dir.path().join("raced.log");
+    export(&r.run_dir, Format::OptunaJournal, &out).expect("export");
+    // The JSON rows carry the race of every pruned trial.
+    let rows = dir.path().join("raced.jsonl");
+    export(&r.run_dir, Format::Json, &rows).expect("export");
+    let text = std::fs::read_to_string(&rows).unwrap();
+    for (t, line) in r.trials.iter().zip(text.lines()) {
+        let row: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["state"], state_name(&t.state));
+        match t.pruned() {
+            Some(race) => {
+                assert_eq!(row["race"]["seeds"], race.seeds);
+                assert_eq!(row["race"]["bound"].as_f64(), Some(race.bound));
+                assert_eq!(row["n_seeds"], race.stats.count());
+            }
+            None => assert!(row.get("race").is_none(), "{row}"),
+        }
+    }
+    let Some(python) = python() else { return };
+    let got = py_json(&python, OPTUNA_SCRIPT, &[&out]);
+    let s = &got["raced"];
+    let states: Vec<&str> = s["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = r.trials.iter().map(|t| state_name(&t.state)).collect();
+    assert_eq!(states, expected);
+    assert_eq!(
+        states.iter().filter(|s| **s == "PRUNED").count() as u64,
+        r.n_pruned
+    );
+    assert_eq!(s["best_value"].as_f64(), Some(r.best_value));
+    assert_eq!(s["best_number"], r.best_trial.0);
+    for (i, t) in r.trials.iter().enumerate() {
+        let Some(race) = t.pruned() else {
+            assert_eq!(s["intermediate"][i], serde_json::json!({}));
+            continue;
+        };
+        let expected: serde_json::Map<String, Value> = race
+            .looks
+            .iter()
+            .map(|(n, e)| (n.to_string(), Value::from(*e)))
+            .collect();
+        assert!(!expected.is_empty(), "a pruned trial looked at least once");
+        assert_eq!(s["intermediate"][i], Value::Object(expected), "trial {i}");
+        // Optuna's value of a pruned trial: its last intermediate value.
+        assert_eq!(s["values"][i].as_f64(), race.looks.last().map(|l| l.1));
+        assert_eq!(s["user_attrs"][i]["race"]["seeds"], race.seeds);
+        assert_eq!(s["user_attrs"][i]["race"]["control"], race.control.0);
+    }
 }

@@ -23,12 +23,12 @@ mod entries;
 /// target/), CSV and JSON rows.
 #[cfg(feature = "export")]
 mod export;
+/// The honest best: validation seeds re-evaluate the top trials; unbiased, beats the lucky draw.
+mod honest;
 /// Reading runs (`slurptuna::inspect` and `slurptuna runs|show|trials|best|watch|cancel`): the
 /// quickstart's run, `watch` in a real terminal (tmux), reading while a controller writes.
 #[cfg(feature = "cli")]
 mod inspect;
-/// The honest best: validation seeds re-evaluate the top trials; unbiased, beats the lucky draw.
-mod honest;
 /// Run directories of the previous release resume to the same result.
 mod legacy;
 /// Worker processes (`use_processes`): a loss that aborts fails its trial only.

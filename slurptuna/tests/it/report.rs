@@ -495,3 +495,60 @@ fn ped_anova_matches_live_optuna() {
         .collect();
     assert_close(&want, &pinned);
 }
+
+#[test]
+fn pruned_trials_are_drawn_and_listed_and_not_counted_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = loss("raced")
+        .description("noisy bowl, raced")
+        .param("x", (0.0, 1.0))
+        .build(|p, seed, _| {
+            let x = p.f64("x")?;
+            let h = (seed ^ x.to_bits().rotate_left(17))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29)
+                .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+            Ok(((x - 0.3).powi(2) + 0.2 * (u - 0.5)).into())
+        })
+        .unwrap();
+    let r = optimize_run(
+        &l,
+        RunOptions {
+            run_root: dir.path().to_path_buf(),
+            n_trials: 20,
+            n_seeds: Some(1000),
+            chunk_size: Some(100),
+            racing: Some(slurptuna::Racing::default()),
+            sampler: slurptuna::SamplerChoice::Random,
+            progress: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.n_pruned >= 3, "{} pruned", r.n_pruned);
+    assert_eq!(r.n_failed, 0);
+    let out = dir.path().join("report.html");
+    slurptuna::report::write_report(&r.run_dir, &out).expect("report written");
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        html.contains(&format!(
+            "{} complete, {} pruned, 0 failed, 0 running",
+            r.n_complete, r.n_pruned
+        )),
+        "the summary counts pruned trials apart from failures"
+    );
+    assert!(html.contains(&format!("{} saved by pruning", r.seeds_saved)));
+    assert!(html.contains("pruned (estimate)"), "the history draws them");
+    assert!(html.contains("<h4>Pruned trials</h4>"));
+    assert!(html.contains("No trial failed."));
+    // One table row per pruned trial, with its seeds.
+    for t in r.trials.iter().filter(|t| t.pruned().is_some()) {
+        let race = t.pruned().unwrap();
+        assert!(
+            html.contains(&format!("<td>{}</td><td>{}</td>", t.number.0, race.seeds)),
+            "trial {} is not listed",
+            t.number
+        );
+    }
+}

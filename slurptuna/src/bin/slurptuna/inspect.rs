@@ -60,6 +60,8 @@ pub(crate) enum State {
     Failed,
     /// Trials being evaluated.
     Running,
+    /// Trials a seed race stopped early.
+    Pruned,
 }
 
 /// `--sort`.
@@ -196,6 +198,7 @@ pub(crate) fn run(command: Command) -> Result<()> {
                 State::Complete => StateFilter::Complete,
                 State::Failed => StateFilter::Failed,
                 State::Running => StateFilter::Running,
+                State::Pruned => StateFilter::Pruned,
             });
             let sort = match sort {
                 Sort::Number => SortKey::Number,
