@@ -55,4 +55,4 @@ mod tpe;
 pub use error::SamplerError;
 pub use qmc::QmcSampler;
 pub use random::RandomSampler;
-pub use tpe::{Gamma, Startup, TpeConfig, TpeSampler, Weights};
+pub use tpe::{Gamma, PrunedRank, Startup, TpeConfig, TpeSampler, Weights};

@@ -17,6 +17,7 @@ use slurptuna_core::{AskContext, ParamSpace, TrialRecord, TrialState};
 use crate::above::AboveMixture;
 use crate::dims::{Dim, Dims};
 use crate::parzen::{Scratch, Table};
+use crate::tpe::PrunedRank;
 
 /// What a history record contributes, as fingerprinted by the memo (floats by their bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +131,13 @@ impl History {
     /// complete rows first (lower values are better unless `maximize`; ties go to the earlier
     /// row), then, if fewer than `k` rows are complete, the best pruned rows by
     /// `(−seeds, estimate)` (see [`pruned_order`]).
-    pub(crate) fn below_rows(&mut self, maximize: bool, k: usize) -> Vec<u32> {
+    ///
+    /// With [`PrunedRank::ByEstimate`], complete rows by value and pruned rows by estimate are
+    /// ranked together instead (a NaN estimate ranks last; ties go to the earlier row).
+    pub(crate) fn below_rows(&mut self, maximize: bool, k: usize, rank: PrunedRank) -> Vec<u32> {
+        if rank == PrunedRank::ByEstimate && !self.pruned.is_empty() {
+            return self.below_rows_by_estimate(maximize, k);
+        }
         let n_complete = self.outcomes.len() - self.pruned.len();
         let k_complete = k.min(n_complete);
         let mut rows = self.best_rows(maximize, k_complete);
@@ -152,6 +159,40 @@ impl History {
             rows.extend(pruned[..k_pruned].iter().map(|e| e.2));
             rows.sort_unstable();
         }
+        rows
+    }
+
+    /// The `k` best rows, complete by value and pruned by estimate in one ranking, in row
+    /// order.
+    fn below_rows_by_estimate(&self, maximize: bool, k: usize) -> Vec<u32> {
+        let score = |v: f64| {
+            if v.is_nan() {
+                f64::INFINITY
+            } else if maximize {
+                -v
+            } else {
+                v
+            }
+        };
+        let mut all: Vec<(f64, u32)> = self
+            .outcomes
+            .iter()
+            .enumerate()
+            .map(|(r, o)| match *o {
+                Outcome::Complete(v) => (score(v), r as u32),
+                Outcome::Pruned { estimate, .. } => (score(estimate), r as u32),
+            })
+            .collect();
+        let by = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        let k = k.min(all.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        if k < all.len() {
+            all.select_nth_unstable_by(k - 1, by);
+        }
+        let mut rows: Vec<u32> = all[..k].iter().map(|e| e.1).collect();
+        rows.sort_unstable();
         rows
     }
 
@@ -401,8 +442,8 @@ mod tests {
         for k in [1, 25, 200, 260, 300] {
             for maximize in [false, true] {
                 assert_eq!(
-                    grown.below_rows(maximize, k),
-                    fresh.below_rows(maximize, k),
+                    grown.below_rows(maximize, k, PrunedRank::AfterComplete),
+                    fresh.below_rows(maximize, k, PrunedRank::AfterComplete),
                     "k {k}, maximize {maximize}"
                 );
             }
@@ -454,24 +495,43 @@ mod tests {
                 let mut want = rank[..k].to_vec();
                 want.sort_unstable();
                 assert_eq!(
-                    memo.below_rows(maximize, k),
+                    memo.below_rows(maximize, k, PrunedRank::AfterComplete),
                     want,
                     "maximize {maximize}, k {k}"
                 );
             }
             // k beyond the rows takes every row.
-            assert_eq!(memo.below_rows(maximize, 99).len(), rank.len());
+            assert_eq!(
+                memo.below_rows(maximize, 99, PrunedRank::AfterComplete)
+                    .len(),
+                rank.len()
+            );
         }
+        // By estimate: complete values and pruned estimates in one ranking, NaN last.
+        let minimise = [7, 3, 0, 5, 8, 1, 4, 2, 9, 6];
+        let maximise = [9, 2, 4, 1, 5, 8, 0, 3, 7, 6];
+        for (maximize, rank) in [(false, minimise), (true, maximise)] {
+            for k in 0..=rank.len() + 1 {
+                let mut want = rank[..k.min(rank.len())].to_vec();
+                want.sort_unstable();
+                assert_eq!(
+                    memo.below_rows(maximize, k, PrunedRank::ByEstimate),
+                    want,
+                    "by estimate: maximize {maximize}, k {k}"
+                );
+            }
+        }
+        let minimise = [3, 0, 9, 4, 2, 6, 5, 8, 1, 7];
         // Incrementally: the same selection after growing the memo record by record.
         let mut grown = History::default();
         for n in 0..=history.len() {
             synced(&space, &history[..n], &mut grown);
-            let _ = grown.below_rows(false, 3);
+            let _ = grown.below_rows(false, 3, PrunedRank::AfterComplete);
         }
         for k in 0..=minimise.len() {
             assert_eq!(
-                grown.below_rows(false, k),
-                memo.below_rows(false, k),
+                grown.below_rows(false, k, PrunedRank::AfterComplete),
+                memo.below_rows(false, k, PrunedRank::AfterComplete),
                 "k {k}"
             );
         }

@@ -270,10 +270,10 @@ const HART_P: [[f64; 6]; 4] = [
 ];
 const HART_ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
 
-struct Problem {
-    name: &'static str,
-    space: ParamSpace,
-    f: fn(&Params) -> f64,
+pub(crate) struct Problem {
+    pub(crate) name: &'static str,
+    pub(crate) space: ParamSpace,
+    pub(crate) f: fn(&Params) -> f64,
     noisy: bool,
 }
 
@@ -296,7 +296,7 @@ fn sphere(x: &[f64]) -> f64 {
     x.iter().map(|v| v * v).sum()
 }
 
-fn problems() -> Result<Vec<Problem>> {
+pub(crate) fn problems() -> Result<Vec<Problem>> {
     use std::f64::consts::{E, PI};
     let mixed = vec![
         ("n".to_string(), search_param().range(1, 20).dtype("int")),

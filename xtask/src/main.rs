@@ -3,11 +3,12 @@
 //! - `cargo xtask test` — the whole test suite (all features, then the library without default
 //!   features).
 //! - `cargo xtask ci` — fmt check, clippy and rustdoc `-D warnings`, then `test`.
-//! - `cargo xtask bench sampler|store|product|command|slurm` — side-by-side benchmarks (not part of the tests).
+//! - `cargo xtask bench sampler|store|product|command|slurm|racing` — side-by-side benchmarks (not part of the tests).
 //! - `cargo xtask slurm up|down|status` — a single-node Slurm cluster on this machine (root).
 
 mod bench_command;
 mod bench_product;
+mod bench_racing;
 mod bench_sampler;
 mod bench_slurm;
 mod bench_store;
@@ -29,6 +30,7 @@ commands:
   bench command [args]    `slurptuna run` with a Python command loss vs the Python original -> bench/results/command.md
   bench product [args]    cost per trial through optimize_run vs rustuna and the Python original -> bench/results/product.md
   bench slurm [args]      per-trial overhead on the local Slurm vs the Python original -> bench/results/slurm.md
+  bench racing [args]     seed racing vs racing off on simulated losses -> bench/results/racing.md
   slurm up|down|status    a single-node Slurm cluster on this machine (needs root)";
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +57,7 @@ fn run() -> Result<()> {
         (Some("bench"), Some("product")) => bench_product::run(rest(2)),
         (Some("bench"), Some("command")) => bench_command::run(rest(2)),
         (Some("bench"), Some("slurm")) => bench_slurm::run(rest(2)),
+        (Some("bench"), Some("racing")) => bench_racing::run(rest(2)),
         (Some("slurm"), Some(_)) => slurm::run(rest(1)),
         (Some("help" | "-h" | "--help"), _) | (None, _) => {
             println!("{USAGE}");

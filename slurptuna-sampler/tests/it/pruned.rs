@@ -3,7 +3,7 @@ use std::collections::VecDeque;
 use slurptuna_core::{
     search_param, Direction, ParamSpace, Params, Sampler, TrialNumber, TrialRecord, TrialState,
 };
-use slurptuna_sampler::{Gamma, QmcSampler, RandomSampler, TpeConfig, TpeSampler};
+use slurptuna_sampler::{Gamma, PrunedRank, QmcSampler, RandomSampler, TpeConfig, TpeSampler};
 
 use crate::common::{complete, ctx, mixed_objective, mixed_space, pruned};
 
@@ -52,12 +52,9 @@ fn pruned_as_failed(history: &[TrialRecord]) -> Vec<TrialRecord> {
         .collect()
 }
 
-#[test]
-fn below_fills_up_with_the_pruned_trials_that_evaluated_most_seeds() {
-    // One complete trial and nine pruned ones; gamma(10) = 3, so the below group is the complete
-    // trial plus two pruned ones. Ranked by (−seeds, estimate), those are two of the three
-    // trials near x = 4 that ran 400 seeds, not the six near x = −4 whose estimates are better
-    // but rest on 100 seeds.
+/// One complete trial and nine pruned ones: six near x = −4 with good estimates on 100 seeds,
+/// three near x = 4 with worse estimates on 400 seeds.
+fn pruned_near_and_far() -> Vec<TrialRecord> {
     let mut history = vec![complete(0, at(0.0), 0.0)];
     for (i, x) in [-4.2, -4.1, -4.0, -3.9, -3.8, -3.7].into_iter().enumerate() {
         history.push(pruned(1 + i as u64, at(x), 100, 1.0));
@@ -68,25 +65,56 @@ fn below_fills_up_with_the_pruned_trials_that_evaluated_most_seeds() {
     {
         history.push(pruned(7 + i as u64, at(x), 400, estimate));
     }
-    for multivariate in [true, false] {
-        let sampler = TpeSampler::with_config(
-            5,
-            TpeConfig {
-                gamma: Gamma::Linear {
-                    fraction: 0.3,
-                    max: 25,
-                },
-                multivariate,
-                ..TpeConfig::default()
+    history
+}
+
+/// Shares of 200 proposals near x = 4 and near x = −4 with gamma(10) = 3 (the complete trial
+/// plus two pruned ones below).
+fn near_far_close(rank: PrunedRank, multivariate: bool) -> (f64, f64) {
+    let sampler = TpeSampler::with_config(
+        5,
+        TpeConfig {
+            gamma: Gamma::Linear {
+                fraction: 0.3,
+                max: 25,
             },
-        );
-        let xs = proposals(&sampler, &history, 10, 200);
-        let near_far = share(&xs, |x| x > 2.0);
-        let near_close = share(&xs, |x| x < -2.0);
+            multivariate,
+            pruned: rank,
+            ..TpeConfig::default()
+        },
+    );
+    let xs = proposals(&sampler, &pruned_near_and_far(), 10, 200);
+    (share(&xs, |x| x > 2.0), share(&xs, |x| x < -2.0))
+}
+
+#[test]
+fn in_optunas_order_below_fills_up_with_the_pruned_trials_that_evaluated_most_seeds() {
+    // Ranked by (−seeds, estimate), the two pruned trials below are two of the three near
+    // x = 4 that ran 400 seeds, not the six near x = −4 whose estimates are better but rest on
+    // 100 seeds.
+    for multivariate in [true, false] {
+        let (far, close) = near_far_close(PrunedRank::AfterComplete, multivariate);
         assert!(
-            near_far > 0.5 && near_close < 0.05,
-            "multivariate {multivariate}: {near_far} of proposals near the pruned trials that \
-             evaluated 400 seeds, {near_close} near those that evaluated 100"
+            far > 0.5 && close < 0.05,
+            "multivariate {multivariate}: {far} of proposals near the pruned trials that \
+             evaluated 400 seeds, {close} near those that evaluated 100"
+        );
+    }
+}
+
+#[test]
+fn by_default_pruned_trials_rank_by_their_estimate() {
+    // Ranked by estimate with the complete trial, the two pruned trials below are near
+    // x = −4 (estimate 1.0), whatever their seeds: the trials near x = 4 are above, and the
+    // proposals stay away from them (in Optuna's order most go there).
+    assert_eq!(TpeConfig::default().pruned, PrunedRank::ByEstimate);
+    assert_eq!(TpeConfig::optuna().pruned, PrunedRank::AfterComplete);
+    for multivariate in [true, false] {
+        let (far, _) = near_far_close(PrunedRank::ByEstimate, multivariate);
+        assert!(
+            far < 0.05,
+            "multivariate {multivariate}: {far} of proposals near the pruned trials with the \
+             worse estimates"
         );
     }
 }
