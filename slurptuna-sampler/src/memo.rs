@@ -109,18 +109,21 @@ fn key(t: &TrialRecord) -> (u64, Fingerprint) {
     (t.number.0, f)
 }
 
+/// An estimate as a rank key (smaller ranks better): negated when maximising, `+∞` when NaN.
+fn ranked(maximize: bool, v: f64) -> f64 {
+    if v.is_nan() {
+        f64::INFINITY
+    } else if maximize {
+        -v
+    } else {
+        v
+    }
+}
+
 /// Optuna's key of a pruned trial (smaller ranks better): `(−seeds, estimate)`, the estimate
 /// negated when maximising and `+∞` when NaN; ties go to the earlier row.
 fn pruned_order(maximize: bool, a: (u64, f64, u32), b: (u64, f64, u32)) -> Ordering {
-    let score = |v: f64| {
-        if v.is_nan() {
-            f64::INFINITY
-        } else if maximize {
-            -v
-        } else {
-            v
-        }
-    };
+    let score = |v: f64| ranked(maximize, v);
     b.0.cmp(&a.0)
         .then(score(a.1).total_cmp(&score(b.1)))
         .then(a.2.cmp(&b.2))
@@ -165,15 +168,7 @@ impl History {
     /// The `k` best rows, complete by value and pruned by estimate in one ranking, in row
     /// order.
     fn below_rows_by_estimate(&self, maximize: bool, k: usize) -> Vec<u32> {
-        let score = |v: f64| {
-            if v.is_nan() {
-                f64::INFINITY
-            } else if maximize {
-                -v
-            } else {
-                v
-            }
-        };
+        let score = |v: f64| ranked(maximize, v);
         let mut all: Vec<(f64, u32)> = self
             .outcomes
             .iter()

@@ -30,7 +30,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::util::{project_root, run_cmd};
+use crate::util::{median, project_root, run_cmd};
 
 /// Parameters of the benchmark loss (d = 10).
 const D: usize = 10;
@@ -334,18 +334,6 @@ fn prepare(work: &Path, n: u64) -> Result<String> {
     Ok(name)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.is_empty() {
-        f64::NAN
-    } else if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        0.5 * (v[m - 1] + v[m])
-    }
-}
-
 fn ms(s: f64) -> String {
     format!("{:.3} ms", s * 1e3)
 }
@@ -478,10 +466,10 @@ pub(crate) fn per_trial_section(
             }
         }
     }
-    let ours: Vec<f64> = ours.into_iter().map(median).collect();
+    let ours: Vec<f64> = ours.iter().map(|v| median(v)).collect();
     let theirs: Vec<Option<f64>> = theirs
         .into_iter()
-        .map(|v| (!v.is_empty()).then(|| median(v)))
+        .map(|v| (!v.is_empty()).then(|| median(&v)))
         .collect();
     writeln!(report, "## Whole product: per trial at history size n\n")?;
     writeln!(

@@ -49,7 +49,7 @@ use slurptuna_core::{
 use slurptuna_sampler::{PrunedRank, TpeConfig, TpeSampler};
 
 use crate::bench_sampler::{problems, Problem};
-use crate::util::project_root;
+use crate::util::{median, option_value, project_root};
 
 /// Probability of a rare seed (catastrophe or win).
 const P_RARE: f64 = 0.005;
@@ -86,11 +86,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))
-                .cloned()
-        };
+        let mut value = |name: &str| option_value(&mut it, name);
         match arg.as_str() {
             "--quick" => {
                 a.quick = true;
@@ -874,26 +870,13 @@ impl CellOut {
     }
 
     fn median_off(&self) -> f64 {
-        let mut v: Vec<f64> = self.studies.iter().map(|s| s.regret_off).collect();
-        median(&mut v)
+        let v: Vec<f64> = self.studies.iter().map(|s| s.regret_off).collect();
+        median(&v)
     }
 
     fn median_on(&self, arm: usize, f: impl Fn(&OnOut) -> f64) -> f64 {
-        let mut v: Vec<f64> = self.ons(arm).map(f).collect();
-        median(&mut v)
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        0.5 * (v[m - 1] + v[m])
+        let v: Vec<f64> = self.ons(arm).map(f).collect();
+        median(&v)
     }
 }
 
@@ -1212,13 +1195,9 @@ fn render(
             }
             writeln!(r)?;
         }
-        let ran: Vec<CellOut> = outs
+        let ran: Vec<&CellOut> = outs
             .iter()
             .filter(|o| o.ons(arm).next().is_some())
-            .map(|o| CellOut {
-                cell: o.cell.clone(),
-                studies: o.studies.clone(),
-            })
             .collect();
         let bars = bar(arm, &ran, check, &name);
         let all = bars.iter().all(|b| b.pass);
@@ -1274,12 +1253,12 @@ fn render(
 /// The default-on bar of the design note for racing arm `arm`.
 fn bar(
     arm: usize,
-    outs: &[CellOut],
+    outs: &[&CellOut],
     check: (usize, usize),
     name: &dyn Fn(&CellOut) -> String,
 ) -> Vec<Bar> {
     let alpha = slurptuna_core::racing::DEFAULT_ALPHA;
-    let plain: Vec<&CellOut> = outs.iter().filter(|o| !o.adversarial()).collect();
+    let plain: Vec<&CellOut> = outs.iter().copied().filter(|o| !o.adversarial()).collect();
     let mut bars = Vec::new();
     let fe_fail: Vec<String> = plain
         .iter()
@@ -1316,19 +1295,19 @@ fn bar(
         ),
         pass: lost_upper <= alpha,
     });
-    let mut savings: Vec<f64> = outs.iter().map(|o| o.saving(arm)).collect();
-    let med_saving = median(&mut savings);
+    let savings: Vec<f64> = outs.iter().map(|o| o.saving(arm)).collect();
+    let med_saving = median(&savings);
     bars.push(Bar {
         text: format!("median saving at equal trials ≥ 30%: {}", pct(med_saving)),
         pass: med_saving >= 0.30,
     });
-    let mut crn: Vec<f64> = outs
+    let crn: Vec<f64> = outs
         .iter()
         .filter(|o| o.is_crn())
         .map(|o| o.saving(arm))
         .collect();
     let crn_min = crn.iter().copied().fold(f64::INFINITY, f64::min);
-    let crn_med = median(&mut crn);
+    let crn_med = median(&crn);
     bars.push(Bar {
         text: format!(
             "saving ≥ 60% on every CRN cell: median {}, lowest {}",

@@ -34,7 +34,7 @@ use slurptuna_core::{
 };
 use slurptuna_sampler::{TpeConfig, TpeSampler};
 
-use crate::util::{project_root, run_cmd};
+use crate::util::{option_value, project_root, run_cmd};
 
 const PYTHON_SAMPLERS: [(&str, &str); 4] = [
     ("optuna", "Optuna 5.0 TPE (default)"),
@@ -72,11 +72,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))
-                .cloned()
-        };
+        let mut value = |name: &str| option_value(&mut it, name);
         match arg.as_str() {
             "--quick" => {
                 a.quick = true;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{build_release, project_root, run_cmd, target_dir};
+use crate::util::{build_release, median, project_root, run_cmd, target_dir};
 
 const N_SEEDS: u64 = 40;
 const CHUNK_SIZE: u64 = 10;
@@ -57,16 +57,6 @@ fn stdout_of(cmd: &mut Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
 }
 
 fn mean(v: &[f64]) -> f64 {

@@ -27,7 +27,7 @@ use slurptuna_core::{
 };
 use slurptuna_store::FsStore;
 
-use crate::util::project_root;
+use crate::util::{option_value, project_root};
 
 const LOAD_TARGET: Duration = Duration::from_secs(1);
 const RSS_TARGET_KB: u64 = 50 * 1024;
@@ -53,11 +53,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))
-                .cloned()
-        };
+        let mut value = |name: &str| option_value(&mut it, name);
         match arg.as_str() {
             "--trials" => a.trials = value("--trials")?.parse().context("--trials")?,
             "--chunks" => a.chunks = value("--chunks")?.parse().context("--chunks")?,

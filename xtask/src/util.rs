@@ -70,3 +70,21 @@ pub(crate) fn build_release(kind: &str, name: &str) -> Result<PathBuf> {
         _ => release.join(name),
     })
 }
+
+/// The median (the mean of the middle two for an even count; NaN when empty).
+pub(crate) fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// The value after option `name` of a benchmark's command line.
+pub(crate) fn option_value(it: &mut std::slice::Iter<'_, String>, name: &str) -> Result<String> {
+    it.next()
+        .with_context(|| format!("{name} needs a value"))
+        .cloned()
+}
