@@ -66,7 +66,8 @@ struct Args {
     quick: bool,
     seeds: u64,
     trials: u64,
-    max_trials: u64,
+    /// The equal-compute arm's trial cap, one per `ns` (or one for all).
+    max_trials: Vec<u64>,
     ns: Vec<u64>,
     level: f64,
     families: Option<Vec<String>>,
@@ -78,7 +79,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         quick: false,
         seeds: 30,
         trials: 200,
-        max_trials: 1000,
+        max_trials: vec![1500, 500],
         ns: vec![1000, 100_000],
         level: 1.0,
         families: None,
@@ -92,7 +93,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
                 a.quick = true;
                 a.seeds = 3;
                 a.trials = 40;
-                a.max_trials = 200;
+                a.max_trials = vec![200];
                 a.ns = vec![1000];
                 a.families = Some(
                     ["sphere10", "hartmann6", "mixed", "bandit"]
@@ -103,7 +104,10 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--seeds" => a.seeds = value("--seeds")?.parse().context("--seeds")?,
             "--trials" => a.trials = value("--trials")?.parse().context("--trials")?,
             "--max-trials" => {
-                a.max_trials = value("--max-trials")?.parse().context("--max-trials")?
+                a.max_trials = value("--max-trials")?
+                    .split(',')
+                    .map(|s| s.trim().parse::<u64>().context("--max-trials"))
+                    .collect::<Result<_>>()?
             }
             "--level" => a.level = value("--level")?.parse().context("--level")?,
             "--n" => {
@@ -122,18 +126,43 @@ fn parse_args(args: &[String]) -> Result<Args> {
             }
             "--allow-debug" => a.allow_debug = true,
             other => bail!(
-                "unknown option {other:?}: use --quick, --seeds N, --trials N, --max-trials N, \
-                 --n N[,N], --level PERCENT, --families a,b"
+                "unknown option {other:?}: use --quick, --seeds N, --trials N, \
+                 --max-trials N[,N], --n N[,N], --level PERCENT, --families a,b"
             ),
         }
     }
-    if a.seeds == 0 || a.trials == 0 || a.max_trials < a.trials || a.ns.contains(&0) {
+    if a.max_trials.len() == 1 {
+        a.max_trials = vec![a.max_trials[0]; a.ns.len()];
+    }
+    if a.max_trials.len() != a.ns.len() {
+        bail!(
+            "--max-trials gives {} caps for {} values of --n: give one cap, or one per --n value \
+             in the same order",
+            a.max_trials.len(),
+            a.ns.len()
+        );
+    }
+    if a.seeds == 0
+        || a.trials == 0
+        || a.max_trials.iter().any(|&m| m < a.trials)
+        || a.ns.contains(&0)
+    {
         bail!("--seeds, --trials and --n must be at least 1, and --max-trials at least --trials");
     }
     if !(a.level > 0.0 && a.level.is_finite()) {
         bail!("--level must be a positive percentage, got {}", a.level);
     }
     Ok(a)
+}
+
+impl Args {
+    /// The equal-compute arm's trial cap at `n` seeds.
+    fn max_trials_at(&self, n: u64) -> u64 {
+        self.ns
+            .iter()
+            .position(|&m| m == n)
+            .map_or(self.trials, |i| self.max_trials[i])
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,6 +735,8 @@ struct OnOut {
     regret_trials: f64,
     regret_compute: f64,
     trials_at_compute: u64,
+    /// Seed evaluations of the equal-compute arm over the off arm's.
+    compute_share: f64,
     eligible: u32,
     false_elims: u32,
     best_pruned: bool,
@@ -772,7 +803,7 @@ fn run_study(family: &Family, cell: &Cell, study: u64, a: &Args) -> Result<Study
             &Arm {
                 racing: true,
                 rank,
-                max_trials: a.max_trials,
+                max_trials: a.max_trials_at(cell.n),
                 budget,
                 replay: cell.n <= 10_000,
             },
@@ -794,6 +825,8 @@ fn run_study(family: &Family, cell: &Cell, study: u64, a: &Args) -> Result<Study
             regret_trials: regret(reported(&on, k)),
             regret_compute: regret(reported(&on, on.trials.len())),
             trials_at_compute: on.trials.len() as u64,
+            compute_share: on.trials.iter().map(|t| t.seeds_used).sum::<u64>() as f64
+                / budget as f64,
             eligible,
             false_elims,
             best_pruned: best_shadow.is_some_and(|t| t.pruned),
@@ -880,10 +913,69 @@ impl CellOut {
     }
 }
 
+/// The fewest eligible trials with which a cell without false eliminations can show a
+/// Clopper–Pearson 95% upper bound ≤ α (299 at α = 0.01).
+fn fe_min_eligible(alpha: f64) -> u32 {
+    (1..100_000)
+        .find(|&n| clopper_pearson_upper(0, n, 0.05) <= alpha)
+        .unwrap_or(100_000)
+}
+
+/// Runs `--seeds` studies per cell; then tops up every cell with fewer eligible trials (racing
+/// on, the default ranking) than [`fe_min_eligible`] with further study seeds, enough by its
+/// rate so far, up to four times `--seeds` in all. The top-up depends only on how many trials
+/// were eligible, never on how many were falsely eliminated, so the bound stays honest.
 fn run_cells(fams: &[Family], cells: &[Cell], a: &Args) -> Result<Vec<CellOut>> {
     let jobs: Vec<(usize, u64)> = (0..cells.len())
         .flat_map(|c| (0..a.seeds).map(move |s| (c, s)))
         .collect();
+    let mut results = run_jobs(fams, cells, a, &jobs)?;
+    if !a.quick {
+        let need = fe_min_eligible(slurptuna_core::racing::DEFAULT_ALPHA);
+        let mut more = Vec::new();
+        for c in 0..cells.len() {
+            let eligible: u32 = (0..a.seeds)
+                .filter_map(|s| results.get(&(c, s))?.on.first())
+                .map(|o| o.eligible)
+                .sum();
+            if eligible >= need {
+                continue;
+            }
+            let wanted = if eligible == 0 {
+                4 * a.seeds
+            } else {
+                (a.seeds * u64::from(need)).div_ceil(u64::from(eligible))
+            };
+            more.extend((a.seeds..wanted.min(4 * a.seeds)).map(|s| (c, s)));
+        }
+        if !more.is_empty() {
+            eprintln!(
+                "bench racing: {} more studies for cells with fewer than {need} eligible trials",
+                more.len()
+            );
+            results.extend(run_jobs(fams, cells, a, &more)?);
+        }
+    }
+    let mut out: Vec<CellOut> = cells
+        .iter()
+        .map(|cell| CellOut {
+            cell: cell.clone(),
+            studies: Vec::new(),
+        })
+        .collect();
+    for ((c, _), study) in results {
+        out[c].studies.push(study);
+    }
+    Ok(out)
+}
+
+/// Runs the (cell, study seed) jobs on every core.
+fn run_jobs(
+    fams: &[Family],
+    cells: &[Cell],
+    a: &Args,
+    jobs: &[(usize, u64)],
+) -> Result<BTreeMap<(usize, u64), StudyOut>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<BTreeMap<(usize, u64), StudyOut>> = Mutex::new(BTreeMap::new());
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
@@ -926,17 +1018,7 @@ fn run_cells(fams: &[Family], cells: &[Cell], a: &Args) -> Result<Vec<CellOut>> 
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(cells
-        .iter()
-        .enumerate()
-        .map(|(c, cell)| CellOut {
-            cell: cell.clone(),
-            studies: (0..a.seeds)
-                .filter_map(|s| results.remove(&(c, s)))
-                .collect(),
-        })
-        .collect())
+    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1109,8 +1191,10 @@ fn render(
         "Command: `{command}` (release build, {:.0} s on {} threads). {} study seeds per cell \
          (TPE seed = plan key = study seed 0..{}), racing off: {} trials of N seeds; racing on \
          (α = 0.01, `min_seeds` = max(200, ⌈0.02·N⌉) in whole chunks, margin 0): the same TPE, \
-         run until it has used the off arm's seed evaluations (equal compute, at most {} \
-         trials); its first {} trials are the equal-trials arm. Chunks of 100 seeds at \
+         run until it has used the off arm's seed evaluations (equal compute) or reached its \
+         trial cap ({}); its first {} trials are the equal-trials arm. Cells with fewer than {} \
+         eligible trials after {} studies (the fewest with which zero false eliminations bound \
+         the rate by α) get further study seeds, enough at their rate, up to {}. Chunks of 100 seeds at \
          N = 1,000 and 1,000 at N = 100,000. The sd of the N-seed mean is {}% of f's spread over \
          the best 10% of a noiseless TPE run. Regret is the reported best's *true* expected loss \
          minus the optimum (bandit: its mean loss on {} fresh seeds). Every pruned trial is \
@@ -1120,8 +1204,16 @@ fn render(
         a.seeds,
         a.seeds - 1,
         a.trials,
-        a.max_trials,
+        a.ns
+            .iter()
+            .zip(&a.max_trials)
+            .map(|(n, m)| format!("{m} trials at N = {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         a.trials,
+        fe_min_eligible(slurptuna_core::racing::DEFAULT_ALPHA),
+        a.seeds,
+        4 * a.seeds,
         a.level,
         TRUTH_SEEDS,
     )?;
@@ -1130,7 +1222,10 @@ fn render(
         "Columns: *saving* = 1 − seed evaluations on / off at equal trials (all studies of the \
          cell); *pruned* = pruned trials per study at equal trials (median); *P(beat)* = share \
          of studies where racing's reported best has the lower true regret (ties ½), at equal \
-         trials and at equal compute; *trials* = median trials at equal compute; *regret* = \
+         trials and at equal compute; *trials* = median trials at equal compute; *compute* = \
+         median share of the off arm's seed evaluations the equal-compute arm used (below \
+         100% where it stopped at its trial cap: racing with less compute than off); \
+         *studies* = study seeds of the cell; *regret* = \
          median over studies; *false elim.* = eligible trials (raced, N-seed mean ≤ the \
          threshold) that were pruned, over the whole racing run, with the one-sided \
          Clopper–Pearson 95% upper bound; *best pruned* = studies in which the trial with the \
@@ -1164,11 +1259,11 @@ fn render(
             writeln!(
                 r,
                 "| family | noise | saving | pruned | P(beat) trials | P(beat) compute | trials | \
-                 regret off | regret on (trials) | regret on (compute) | false elim. | CP95 | best pruned |"
+                 compute | studies | regret off | regret on (trials) | regret on (compute) | false elim. | CP95 | best pruned |"
             )?;
             writeln!(
                 r,
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             )?;
             for o in outs
                 .iter()
@@ -1177,7 +1272,7 @@ fn render(
                 let (k, e) = o.false_elims(arm);
                 writeln!(
                     r,
-                    "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {k}/{e} | {} | {}/{} |",
+                    "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} | {} | {k}/{e} | {} | {}/{} |",
                     fams[o.cell.family].name,
                     o.cell.noise.map_or("native (CRN by seed)".to_string(), Noise::name),
                     pct(o.saving(arm)),
@@ -1185,6 +1280,8 @@ fn render(
                     o.p_beats(arm, |s| s.regret_trials),
                     o.p_beats(arm, |s| s.regret_compute),
                     o.median_on(arm, |s| s.trials_at_compute as f64),
+                    pct(o.median_on(arm, |s| s.compute_share)),
+                    o.studies.len(),
                     num(o.median_off()),
                     num(o.median_on(arm, |s| s.regret_trials)),
                     num(o.median_on(arm, |s| s.regret_compute)),
@@ -1333,8 +1430,20 @@ fn bar(
     bars.push(Bar {
         text: format!(
             "racing at equal compute beats racing off (P(beat) ≥ 0.6) on at least half the \
-             cells: {beats_compute} of {}",
-            outs.len()
+             cells: {beats_compute} of {} (median share of off's seed evaluations used: {})",
+            outs.len(),
+            {
+                let mut by_n = BTreeMap::<u64, Vec<f64>>::new();
+                for o in outs {
+                    by_n.entry(o.cell.n)
+                        .or_default()
+                        .push(o.median_on(arm, |s| s.compute_share));
+                }
+                by_n.iter()
+                    .map(|(n, v)| format!("{} at N = {n}", pct(median(v))))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         ),
         pass: 2 * beats_compute >= outs.len(),
     });
