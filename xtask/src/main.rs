@@ -4,7 +4,8 @@
 //!   features).
 //! - `cargo xtask ci` — fmt check, clippy and rustdoc `-D warnings`, then `test`.
 //! - `cargo xtask bench sampler|store|product|command|slurm|racing` — side-by-side benchmarks (not part of the tests).
-//! - `cargo xtask slurm up|down|status` — a single-node Slurm cluster on this machine (root).
+//! - `cargo xtask slurm up [--accounting]|down|status` — a single-node Slurm cluster on this
+//!   machine (root); `--accounting` adds MariaDB and slurmdbd enforcing QoS and association limits.
 
 mod bench_command;
 mod bench_product;
@@ -31,7 +32,9 @@ commands:
   bench product [args]    cost per trial through optimize_run vs rustuna and the Python original -> bench/results/product.md
   bench slurm [args]      per-trial overhead on the local Slurm vs the Python original -> bench/results/slurm.md
   bench racing [args]     seed racing vs racing off on simulated losses -> bench/results/racing.md
-  slurm up|down|status    a single-node Slurm cluster on this machine (needs root)";
+  slurm up [--accounting]|down|status
+                          a single-node Slurm cluster on this machine (needs root); with
+                          --accounting, MariaDB + slurmdbd enforcing QoS and submit limits";
 
 fn main() -> std::process::ExitCode {
     match run() {
