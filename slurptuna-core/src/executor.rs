@@ -247,6 +247,13 @@ pub trait Executor: Send + Sync {
         let _ = keep_jobs;
         Ok(())
     }
+
+    /// Checks, before the first trial and before any run directory exists, what only the
+    /// backend can check: whether its scheduler would accept the tasks as configured (a QoS,
+    /// account or partition it does not know). Submits nothing. Default: nothing to check.
+    async fn preflight(&self) -> Result<(), CoreError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -260,6 +267,9 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
     async fn shutdown(&self, keep_jobs: bool) -> Result<(), CoreError> {
         (**self).shutdown(keep_jobs).await
     }
+    async fn preflight(&self) -> Result<(), CoreError> {
+        (**self).preflight().await
+    }
 }
 
 #[async_trait]
@@ -272,6 +282,9 @@ impl<E: Executor + ?Sized> Executor for Box<E> {
     }
     async fn shutdown(&self, keep_jobs: bool) -> Result<(), CoreError> {
         (**self).shutdown(keep_jobs).await
+    }
+    async fn preflight(&self) -> Result<(), CoreError> {
+        (**self).preflight().await
     }
 }
 

@@ -156,6 +156,26 @@ impl BatchClient for SlurmBatchClient {
     async fn max_array_size(&self) -> Result<u64, ClientError> {
         Ok(self.client.max_array_size().await?)
     }
+
+    async fn check_submission(&self, sub: &ArraySubmission) -> Result<(), ClientError> {
+        let req = SubmitRequest {
+            submission: sub.clone(),
+            resources: self.resources.clone(),
+            options: self.options.clone(),
+        };
+        Ok(self.client.test_submit(&req).await?)
+    }
+
+    async fn queue_limit(&self) -> Result<Option<u64>, ClientError> {
+        let limits = self
+            .client
+            .submit_limits(
+                self.options.slurm_account.clone(),
+                self.resources.qos.clone(),
+            )
+            .await?;
+        Ok(limits.queue_cap())
+    }
 }
 
 #[cfg(test)]

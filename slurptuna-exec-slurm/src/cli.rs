@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use slurptuna_core::batch::{JobId, TaskRef};
 
-use crate::client::{JobState, SlurmClient, SlurmTaskStatus, SubmitRequest};
+use crate::client::{JobState, SlurmClient, SlurmTaskStatus, SubmitLimits, SubmitRequest};
 use crate::error::SlurmError;
 
 /// How long one Slurm command may take before it is killed and reported.
@@ -174,6 +174,115 @@ impl SlurmClient for CliSlurm {
         }
         parse_max_array_size(&out.stdout)
     }
+
+    async fn test_submit(&self, req: &SubmitRequest) -> Result<(), SlurmError> {
+        let out = self.run("sbatch", &sbatch_test_argv(req)).await?;
+        if out.status.success() {
+            return Ok(());
+        }
+        match classify_sbatch_failure(req, out) {
+            // A full queue says nothing about the options.
+            SlurmError::SubmitLimit { .. } => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    async fn submit_limits(
+        &self,
+        account: Option<String>,
+        qos: Option<String>,
+    ) -> Result<SubmitLimits, SlurmError> {
+        let args = [OsString::from("show"), OsString::from("config")];
+        let out = self.run("scontrol", &args).await?;
+        if !out.status.success() {
+            return Err(out.into_error());
+        }
+        let max_job_count = parse_config_value(&out.stdout, "MaxJobCount");
+        let mut max_submit: Option<u64> = None;
+        let mut take = |v: Option<u64>| {
+            if let Some(v) = v {
+                max_submit = Some(max_submit.map_or(v, |m| m.min(v)));
+            }
+        };
+        if let Some(user) = current_user().await {
+            let account = match account {
+                Some(a) => Some(a),
+                None => self
+                    .sacctmgr(&["show", "user", &user, "format=DefaultAccount"])
+                    .await
+                    .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+                    .filter(|a| !a.is_empty()),
+            };
+            if let Some(account) = account {
+                let user_filter = format!("user={user}");
+                let account_filter = format!("account={account}");
+                take(
+                    self.sacctmgr(&[
+                        "show",
+                        "assoc",
+                        "where",
+                        &user_filter,
+                        &account_filter,
+                        "format=MaxSubmit,GrpSubmit",
+                    ])
+                    .await
+                    .as_deref()
+                    .and_then(parse_submit_limit),
+                );
+            }
+        }
+        if let Some(qos) = qos {
+            let name = format!("name={qos}");
+            take(
+                self.sacctmgr(&[
+                    "show",
+                    "qos",
+                    "where",
+                    &name,
+                    "format=MaxSubmitPU,GrpSubmit",
+                ])
+                .await
+                .as_deref()
+                .and_then(parse_submit_limit),
+            );
+        }
+        Ok(SubmitLimits {
+            max_job_count,
+            max_submit,
+        })
+    }
+}
+
+impl CliSlurm {
+    /// `sacctmgr -n -P <args>`'s output, or `None` when it cannot answer (no accounting).
+    async fn sacctmgr(&self, args: &[&str]) -> Option<String> {
+        let mut argv: Vec<OsString> = vec!["-n".into(), "-P".into()];
+        argv.extend(args.iter().map(OsString::from));
+        // A cluster without accounting makes sacctmgr fail or not exist: no limits to read.
+        match self.run("sacctmgr", &argv).await {
+            Ok(out) if out.status.success() => Some(out.stdout),
+            _ => None,
+        }
+    }
+}
+
+/// The name of the user running this process (`USER`, `LOGNAME`, else `id -un`).
+async fn current_user() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Some(u) = std::env::var(var).ok().filter(|u| !u.trim().is_empty()) {
+            return Some(u);
+        }
+    }
+    let out = tokio::process::Command::new("id")
+        .arg("-un")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !name.is_empty()).then_some(name)
 }
 
 fn classify_sbatch_failure(req: &SubmitRequest, out: Output) -> SlurmError {
@@ -294,6 +403,46 @@ pub fn sbatch_argv(req: &SubmitRequest) -> Vec<OsString> {
     a.extend(opts.slurm_extra_args.iter().map(OsString::from));
     a.push(sub.script.clone().into_os_string());
     a.extend(sub.script_args.iter().cloned());
+    a
+}
+
+/// The argv of `sbatch --test-only` for `req`: [`sbatch_argv`]'s options, without
+/// `--parsable` and with `--wrap=true` instead of the batch script and its arguments (Slurm
+/// checks the options and the limits, and submits nothing).
+///
+/// ```
+/// # use std::sync::Arc;
+/// use slurptuna_core::{DistributedOptions, TaskResources};
+/// use slurptuna_exec_slurm::{sbatch_test_argv, ArraySubmission, SlurmOptions, SubmitRequest};
+/// let req = SubmitRequest {
+///     submission: ArraySubmission {
+///         script: "/run/t/chunk_task.sh".into(),
+///         script_args: vec!["task.json".into()],
+///         array: vec![0],
+///         array_limit: None,
+///         job_name: "slurptuna-preflight".into(),
+///         chdir: "/work".into(),
+///         output: "/dev/null".into(),
+///         error: "/dev/null".into(),
+///         env: vec![],
+///     },
+///     resources: DistributedOptions::seed_defaults().resources,
+///     options: Arc::new(SlurmOptions::default()),
+/// };
+/// let argv: Vec<String> = sbatch_test_argv(&req)
+///     .into_iter()
+///     .map(|a| a.to_string_lossy().into_owned())
+///     .collect();
+/// assert!(argv.contains(&"--qos=short".to_string()));
+/// assert_eq!(&argv[argv.len() - 2..], ["--test-only", "--wrap=true"]);
+/// assert!(!argv.iter().any(|a| a == "--parsable" || a.ends_with("chunk_task.sh")));
+/// ```
+pub fn sbatch_test_argv(req: &SubmitRequest) -> Vec<OsString> {
+    let mut a = sbatch_argv(req);
+    a.truncate(a.len() - 1 - req.submission.script_args.len());
+    a.retain(|x| x != "--parsable");
+    a.push("--test-only".into());
+    a.push("--wrap=true".into());
     a
 }
 
@@ -555,6 +704,40 @@ pub fn parse_sacct(stdout: &str) -> Result<Vec<SlurmTaskStatus>, SlurmError> {
         }
     }
     Ok(out)
+}
+
+/// Reads the whole-number setting `key` from `scontrol show config` (`None` when it is missing
+/// or not a number).
+///
+/// ```
+/// use slurptuna_exec_slurm::parse_config_value;
+/// let out = "MaxArraySize            = 1001\nMaxJobCount             = 10000\nMinJobAge = 300 sec\n";
+/// assert_eq!(parse_config_value(out, "MaxJobCount"), Some(10_000));
+/// assert_eq!(parse_config_value(out, "MinJobAge"), Some(300));
+/// assert_eq!(parse_config_value(out, "MaxJob"), None);
+/// ```
+pub fn parse_config_value(stdout: &str, key: &str) -> Option<u64> {
+    stdout.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.split_whitespace().next()?.parse::<u64>().ok())?
+    })
+}
+
+/// The smallest number in `sacctmgr -n -P` output of limit columns (`5|`, `|100`); `None`
+/// when no column holds a limit.
+///
+/// ```
+/// use slurptuna_exec_slurm::parse_submit_limit;
+/// assert_eq!(parse_submit_limit("5|\n"), Some(5));
+/// assert_eq!(parse_submit_limit("40|12\n|7\n"), Some(7));
+/// assert_eq!(parse_submit_limit("|\n"), None);
+/// ```
+pub fn parse_submit_limit(stdout: &str) -> Option<u64> {
+    stdout
+        .lines()
+        .flat_map(|l| l.split('|'))
+        .filter_map(|f| f.trim().parse::<u64>().ok())
+        .min()
 }
 
 /// Reads `MaxArraySize` from `scontrol show config`.

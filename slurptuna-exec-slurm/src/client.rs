@@ -156,6 +156,38 @@ pub struct SubmitRequest {
     pub options: Arc<SlurmOptions>,
 }
 
+/// What limits the jobs a user may hold in Slurm's queue (every array task counts as one job).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubmitLimits {
+    /// `MaxJobCount` of `scontrol show config`: the jobs of every user together.
+    pub max_job_count: Option<u64>,
+    /// The smallest limit on the user's submitted jobs that accounting reports: the
+    /// association's `MaxSubmitJobs` and `GrpSubmitJobs` for the account the jobs go to, and the
+    /// QoS's `MaxSubmitJobsPerUser` and `GrpSubmitJobs`. `None` without accounting or limits.
+    pub max_submit: Option<u64>,
+}
+
+impl SubmitLimits {
+    /// The most tasks one controller holds in the queue: the user's limit, and at most half of
+    /// `MaxJobCount` (the other half is everyone else's). `None` when Slurm reported neither.
+    ///
+    /// ```
+    /// use slurptuna_exec_slurm::SubmitLimits;
+    /// let l = SubmitLimits { max_job_count: Some(10_000), max_submit: Some(2_000) };
+    /// assert_eq!(l.queue_cap(), Some(2_000));
+    /// let l = SubmitLimits { max_job_count: Some(10_000), max_submit: None };
+    /// assert_eq!(l.queue_cap(), Some(5_000));
+    /// assert_eq!(SubmitLimits::default().queue_cap(), None);
+    /// ```
+    pub fn queue_cap(&self) -> Option<u64> {
+        let table = self.max_job_count.map(|n| (n / 2).max(1));
+        match (table, self.max_submit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// What the Slurm backend needs from Slurm, in Slurm's terms. [`crate::CliSlurm`] runs the real
 /// commands; [`crate::FakeSlurm`] runs tasks as local processes; [`crate::SlurmBatchClient`]
 /// turns any of them into the batch layer's `BatchClient`.
@@ -191,4 +223,18 @@ pub trait SlurmClient: Send + Sync {
 
     /// `scontrol show config`: the cluster's `MaxArraySize` (array task ids must be below it).
     async fn max_array_size(&self) -> Result<u64, SlurmError>;
+
+    /// `sbatch --test-only`: whether Slurm would accept `req`'s options (QoS, account,
+    /// partition, resources), submitting nothing. A rejected QoS is
+    /// [`SlurmError::InvalidQos`]; a full queue (a submit limit) is not an error here.
+    async fn test_submit(&self, req: &SubmitRequest) -> Result<(), SlurmError>;
+
+    /// `scontrol show config` and `sacctmgr`: the limits on the user's queued jobs, for jobs
+    /// submitted to `account` (the user's default account when `None`) with `qos`. Limits the
+    /// cluster does not report are `None`; only a failing `scontrol` is an error.
+    async fn submit_limits(
+        &self,
+        account: Option<String>,
+        qos: Option<String>,
+    ) -> Result<SubmitLimits, SlurmError>;
 }

@@ -150,6 +150,16 @@ impl Executor for SlurmExecutor {
     async fn shutdown(&self, keep_jobs: bool) -> Result<(), CoreError> {
         self.batch.shutdown(keep_jobs).await
     }
+
+    async fn preflight(&self) -> Result<(), CoreError> {
+        if let Some((option, reason)) = &self.options_error {
+            return Err(CoreError::InvalidOption {
+                option,
+                reason: reason.clone(),
+            });
+        }
+        self.batch.preflight().await
+    }
 }
 
 #[cfg(test)]
@@ -347,6 +357,8 @@ mod tests {
         write_result(&other, ChunkIndex(1));
         let mut mock = MockSlurmClient::new();
         mock.expect_max_array_size().returning(|| Ok(1001));
+        mock.expect_submit_limits()
+            .returning(|_, _| Ok(crate::SubmitLimits::default()));
         let jj = j.clone();
         mock.expect_submit().times(1).returning(move |req| {
             assert_eq!(req.submission.array, vec![1, 2]);
@@ -391,6 +403,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut mock = MockSlurmClient::new();
         mock.expect_max_array_size().returning(|| Ok(1001));
+        mock.expect_submit_limits()
+            .returning(|_, _| Ok(crate::SubmitLimits::default()));
         mock.expect_submit().returning(|_| Ok(JobId(5)));
         mock.expect_queue()
             .times(MAX_STATE_ERRORS as usize)
@@ -413,6 +427,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut mock = MockSlurmClient::new();
         mock.expect_max_array_size().returning(|| Ok(1001));
+        mock.expect_submit_limits()
+            .returning(|_, _| Ok(crate::SubmitLimits::default()));
         mock.expect_submit().times(1).returning(|_| {
             Err(SlurmError::Spawn {
                 program: "sbatch".into(),

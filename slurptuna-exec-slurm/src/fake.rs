@@ -11,7 +11,7 @@ use slurptuna_core::batch::{JobId, TaskRef};
 use tokio::sync::oneshot;
 
 use crate::cli::sbatch_argv;
-use crate::client::{JobState, SlurmClient, SlurmTaskStatus, SubmitRequest};
+use crate::client::{JobState, SlurmClient, SlurmTaskStatus, SubmitLimits, SubmitRequest};
 use crate::error::SlurmError;
 
 /// A scripted refusal of the next `sbatch`.
@@ -69,11 +69,28 @@ struct FakeState {
     peak_running: usize,
     accounting: bool,
     max_array_size: u64,
+    /// The QoS names `test_submit` accepts (`None`: any).
+    known_qos: Option<Vec<String>>,
+    /// `MaxSubmitJobs` enforced on live tasks, and whether `submit_limits` reports it.
+    max_submit: Option<(u64, bool)>,
+    /// The most live tasks seen at once.
+    peak_live: u64,
     /// The next accepted submission never returns (see [`FakeSlurmHandle::hang_after_next_submit`]).
     hang_next_submit: bool,
 }
 
 type Inner = Arc<Mutex<FakeState>>;
+
+impl FakeState {
+    /// Pending or running tasks.
+    fn live_count(&self) -> u64 {
+        self.jobs
+            .values()
+            .flat_map(|j| j.tasks.values())
+            .filter(|t| t.state.is_active())
+            .count() as u64
+    }
+}
 
 fn lock(inner: &Inner) -> MutexGuard<'_, FakeState> {
     inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -124,6 +141,9 @@ impl FakeSlurm {
             peak_running: 0,
             accounting: false,
             max_array_size: 1001,
+            known_qos: None,
+            max_submit: None,
+            peak_live: 0,
             hang_next_submit: false,
         }));
         (
@@ -235,6 +255,24 @@ impl FakeSlurmHandle {
     /// Turns accounting (`sacct`) on or off (default off: `accounting` answers `None`).
     pub fn set_accounting(&self, on: bool) {
         lock(&self.inner).accounting = on;
+    }
+
+    /// Enforces an association's `MaxSubmitJobs`: a submission that would hold more than `n`
+    /// pending or running tasks is refused as a submit limit (`AssocMaxSubmitJobLimit`).
+    /// `reported` says whether `submit_limits` tells the limit (as `sacctmgr` does) or hides it
+    /// (a limit the controller must find by being refused).
+    pub fn set_max_submit_jobs(&self, n: u64, reported: bool) {
+        lock(&self.inner).max_submit = Some((n, reported));
+    }
+
+    /// The QoS names the cluster knows: `test_submit` rejects any other (default: any).
+    pub fn set_known_qos(&self, names: &[&str]) {
+        lock(&self.inner).known_qos = Some(names.iter().map(|n| n.to_string()).collect());
+    }
+
+    /// The most pending or running tasks there were at once.
+    pub fn peak_live(&self) -> u64 {
+        lock(&self.inner).peak_live
     }
 
     /// Sets `MaxArraySize` (default 1001); submitting a task id at or above it is refused.
@@ -460,6 +498,10 @@ impl SlurmClient for FakeSlurm {
             let refusal = g.refusals.pop_front();
             let sub = &req.submission;
             let too_big = sub.array.iter().any(|&t| t >= g.max_array_size);
+            let live = g.live_count();
+            let over_limit = g
+                .max_submit
+                .is_some_and(|(n, _)| live + sub.array.len() as u64 > n);
             let result = match refusal {
                 Some(FakeSubmitError::SubmitLimit) => Err(SlurmError::SubmitLimit {
                     stderr: "sbatch: error: QOSMaxSubmitJobPerUserLimit".into(),
@@ -472,6 +514,12 @@ impl SlurmClient for FakeSlurm {
                 Some(FakeSubmitError::Spawn) => Err(SlurmError::Spawn {
                     program: "sbatch".into(),
                     source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+                }),
+                None if over_limit => Err(SlurmError::SubmitLimit {
+                    stderr: "sbatch: error: AssocMaxSubmitJobLimit\nsbatch: error: Batch job \
+                             submission failed: Job violates accounting/QOS policy (job submit \
+                             limit, user's size and/or time limits)"
+                        .into(),
                 }),
                 None if too_big || sub.array.is_empty() => Err(SlurmError::Parse {
                     command: "sbatch",
@@ -503,6 +551,7 @@ impl SlurmClient for FakeSlurm {
                             tasks,
                         },
                     );
+                    g.peak_live = g.peak_live.max(g.live_count());
                     Ok(job)
                 }
             };
@@ -577,6 +626,29 @@ impl SlurmClient for FakeSlurm {
 
     async fn max_array_size(&self) -> Result<u64, SlurmError> {
         Ok(lock(&self.inner).max_array_size)
+    }
+
+    async fn test_submit(&self, req: &SubmitRequest) -> Result<(), SlurmError> {
+        let g = lock(&self.inner);
+        match (&req.resources.qos, &g.known_qos) {
+            (Some(q), Some(known)) if !known.contains(q) => Err(SlurmError::InvalidQos {
+                qos: q.clone(),
+                stderr: "allocation failure: Invalid qos specification".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn submit_limits(
+        &self,
+        _account: Option<String>,
+        _qos: Option<String>,
+    ) -> Result<SubmitLimits, SlurmError> {
+        let g = lock(&self.inner);
+        Ok(SubmitLimits {
+            max_job_count: None,
+            max_submit: g.max_submit.and_then(|(n, reported)| reported.then_some(n)),
+        })
     }
 }
 

@@ -73,10 +73,11 @@ mod options;
 
 pub use adapter::{task_state, SlurmBatchClient, SLURM_TASK_INDEX_ENV};
 pub use cli::{
-    array_spec, parse_job_ids, parse_max_array_size, parse_sacct, parse_sbatch, parse_squeue,
-    sacct_argv, sbatch_argv, scancel_argv, slurm_time, squeue_argv, squeue_name_argv, CliSlurm,
+    array_spec, parse_config_value, parse_job_ids, parse_max_array_size, parse_sacct, parse_sbatch,
+    parse_squeue, parse_submit_limit, sacct_argv, sbatch_argv, sbatch_test_argv, scancel_argv,
+    slurm_time, squeue_argv, squeue_name_argv, CliSlurm,
 };
-pub use client::{JobState, SlurmClient, SlurmTaskStatus, SubmitRequest};
+pub use client::{JobState, SlurmClient, SlurmTaskStatus, SubmitLimits, SubmitRequest};
 pub use error::SlurmError;
 pub use executor::SlurmExecutor;
 pub use fake::{FakeCall, FakeSlurm, FakeSlurmHandle, FakeSubmitError};

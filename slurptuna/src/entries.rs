@@ -71,7 +71,7 @@ where
     let layout = Arc::new(validate::validate(loss, &probe)?);
 
     let call = Call::new(&probe, Some(MultiProgress::new()));
-    let shared = call.shared_executor(loss, &probe)?;
+    let shared = call.shared_executor(loss, &probe).await?;
     let parent = match &opts.run_name_prefix {
         Some(prefix) => {
             let dir = opts.run_root.join(prefix);

@@ -70,7 +70,7 @@ pub async fn optimize_run_async(loss: &LossDefinition, opts: RunOptions) -> Resu
     worker::dispatch(&opts.scheduler);
     let layout = Arc::new(validate::validate(loss, &opts)?);
     let call = Call::new(&opts, None);
-    let shared = call.shared_executor(loss, &opts)?;
+    let shared = call.shared_executor(loss, &opts).await?;
     let r = run_study(loss, &opts, layout, &call, shared.as_ref()).await;
     if let Some(e) = &shared {
         shutdown(e.as_ref(), &opts, &r).await;
@@ -143,8 +143,10 @@ impl Call {
     }
 
     /// The executor shared by every study of this call in DISTRIBUTED mode (one poller, one
-    /// global cap on running tasks); `None` in SINGLE mode, where each study has its own.
-    pub(crate) fn shared_executor(
+    /// global cap on running tasks), once its scheduler said it would accept the tasks as
+    /// configured ([`Executor::preflight`]: before any run directory or trial exists); `None`
+    /// in SINGLE mode, where each study has its own.
+    pub(crate) async fn shared_executor(
         &self,
         loss: &LossDefinition,
         opts: &RunOptions,
@@ -162,7 +164,9 @@ impl Call {
                     keep_jobs_on_interrupt: opts.keep_jobs_on_interrupt,
                     distributed: &distributed,
                 };
-                Ok(Some(backend.executor(&env)?))
+                let executor = backend.executor(&env)?;
+                executor.preflight().await?;
+                Ok(Some(executor))
             }
         }
     }

@@ -45,6 +45,7 @@ impl TrialRun {
                 return;
             }
         };
+        let limit = self.shared.limit(self.client.as_ref(), &self.config).await;
         let now = Instant::now();
         for st in statuses {
             let (Some(task), true) = (st.task, st.state.is_active()) else {
@@ -57,9 +58,7 @@ impl TrialRun {
             if !self.is_waiting(c) || !rec.chunks.contains(&c) {
                 continue;
             }
-            let permit = self
-                .shared
-                .limit
+            let permit = limit
                 .as_ref()
                 .and_then(|s| s.clone().try_acquire_owned().ok());
             self.mark_submitted(

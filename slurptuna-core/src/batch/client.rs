@@ -200,6 +200,13 @@ pub const DEFAULT_MAX_ARRAY_SIZE: u64 = 1001;
 /// - `find` returns the ids of the jobs named exactly `name` that the scheduler still knows.
 /// - `max_array_size`: array indices must be below it (the executor splits larger arrays and
 ///   adds an offset); default [`DEFAULT_MAX_ARRAY_SIZE`].
+/// - `check_submission` asks the scheduler whether it would accept `sub` as configured, without
+///   submitting anything (Slurm: `sbatch --test-only`); a refusal for the options (unknown QoS,
+///   account, partition) is an error, a full queue is not. Default: accepted.
+/// - `queue_limit`: the most tasks the executor may hold submitted and unfinished at once, as
+///   the scheduler and the user's limits allow (each array task counts as one job); `Ok(None)`
+///   (the default) when the scheduler does not say. The executor asks once, never holds more,
+///   and still adapts to refusals below it (other jobs of the user count too).
 /// - All methods may be called concurrently.
 #[async_trait]
 pub trait BatchClient: Send + Sync {
@@ -232,6 +239,17 @@ pub trait BatchClient: Send + Sync {
     async fn max_array_size(&self) -> Result<u64, ClientError> {
         Ok(DEFAULT_MAX_ARRAY_SIZE)
     }
+
+    /// The most tasks to hold submitted and unfinished at once, if the scheduler says.
+    async fn queue_limit(&self) -> Result<Option<u64>, ClientError> {
+        Ok(None)
+    }
+
+    /// Whether the scheduler would accept `sub`, asked without submitting it.
+    async fn check_submission(&self, sub: &ArraySubmission) -> Result<(), ClientError> {
+        let _ = sub;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -259,5 +277,11 @@ impl<T: BatchClient + ?Sized> BatchClient for Arc<T> {
     }
     async fn max_array_size(&self) -> Result<u64, ClientError> {
         (**self).max_array_size().await
+    }
+    async fn queue_limit(&self) -> Result<Option<u64>, ClientError> {
+        (**self).queue_limit().await
+    }
+    async fn check_submission(&self, sub: &ArraySubmission) -> Result<(), ClientError> {
+        (**self).check_submission(sub).await
     }
 }

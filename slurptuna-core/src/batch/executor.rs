@@ -2,16 +2,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::WorkerCommand;
 use crate::batch::client::{
-    BatchClient, ClientError, JobId, TaskRef, TaskState, DEFAULT_MAX_ARRAY_SIZE,
+    ArraySubmission, BatchClient, ClientError, JobId, TaskRef, TaskState, DEFAULT_MAX_ARRAY_SIZE,
 };
 use crate::batch::config::BatchConfig;
 use crate::batch::files::{
@@ -120,16 +120,11 @@ impl BatchExecutor {
                     )
                 })
             });
-        let limit = config.array_parallelism_limit.map(|l| {
-            Arc::new(Semaphore::new(
-                usize::try_from(l)
-                    .unwrap_or(usize::MAX)
-                    .min(Semaphore::MAX_PERMITS),
-            ))
-        });
         let shared = Arc::new(Shared {
             poller: Poller::default(),
-            limit,
+            limit: tokio::sync::OnceCell::new(),
+            wave: AtomicU64::new(u64::MAX),
+            refused: Mutex::new(None),
             keep_jobs: AtomicBool::new(config.keep_jobs_on_cancel),
             shut_down: AtomicBool::new(false),
             max_array: tokio::sync::OnceCell::new(),
@@ -172,7 +167,16 @@ impl BatchExecutor {
 /// State shared by every trial of one executor.
 pub(super) struct Shared {
     pub(super) poller: Poller,
-    pub(super) limit: Option<Arc<Semaphore>>,
+    /// Permits for submitted, unfinished tasks: the smaller of
+    /// [`BatchConfig::array_parallelism_limit`] and the client's [`BatchClient::queue_limit`],
+    /// set at the first submission (`None`: no cap).
+    limit: tokio::sync::OnceCell<Option<Arc<Semaphore>>>,
+    /// The largest array to submit: halved each time the scheduler refuses a larger one for its
+    /// limits (never grown again: a limit found once holds for the study).
+    pub(super) wave: AtomicU64,
+    /// After a submit-limit refusal: no submission before this instant, and the pause that led
+    /// to it (doubled with each refusal in a row, with jitter; cleared by an accepted array).
+    pub(super) refused: Mutex<Option<(Instant, Duration)>>,
     pub(super) keep_jobs: AtomicBool,
     pub(super) shut_down: AtomicBool,
     max_array: tokio::sync::OnceCell<u64>,
@@ -182,6 +186,46 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// The cap on submitted, unfinished tasks (asked of the client once).
+    pub(super) async fn limit(
+        &self,
+        client: &dyn BatchClient,
+        config: &BatchConfig,
+    ) -> Option<Arc<Semaphore>> {
+        self.limit
+            .get_or_init(|| async {
+                let cluster = match client.queue_limit().await {
+                    Ok(n) => n.filter(|&n| n > 0),
+                    Err(e) => {
+                        tracing::warn!(
+                            "{}: could not read the queue limits ({e}); adapting to refusals",
+                            client.name()
+                        );
+                        None
+                    }
+                };
+                if let Some(n) = cluster {
+                    tracing::info!(
+                        "{}: holding at most {n} tasks in the queue, as the scheduler allows",
+                        client.name()
+                    );
+                }
+                let cap = match (config.array_parallelism_limit, cluster) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                cap.map(|l| {
+                    Arc::new(Semaphore::new(
+                        usize::try_from(l)
+                            .unwrap_or(usize::MAX)
+                            .min(Semaphore::MAX_PERMITS),
+                    ))
+                })
+            })
+            .await
+            .clone()
+    }
+
     pub(super) async fn max_array_size(&self, client: &dyn BatchClient) -> u64 {
         *self
             .max_array
@@ -237,6 +281,35 @@ impl Executor for BatchExecutor {
         run.go(sink).await
     }
 
+    async fn preflight(&self) -> Result<(), CoreError> {
+        if let Some((option, reason)) = &self.config_error {
+            return Err(CoreError::InvalidOption {
+                option,
+                reason: reason.clone(),
+            });
+        }
+        let worker = &self.worker;
+        let cwd = std::path::absolute(&worker.cwd).unwrap_or_else(|_| worker.cwd.clone());
+        let sub = ArraySubmission {
+            script: worker.program.clone(),
+            script_args: Vec::new(),
+            array: vec![0],
+            array_limit: self.config.array_parallelism_limit,
+            job_name: format!("{}-preflight", self.config.job_name_prefix),
+            chdir: cwd,
+            output: PathBuf::from("/dev/null"),
+            error: PathBuf::from("/dev/null"),
+            env: Vec::new(),
+        };
+        self.client
+            .check_submission(&sub)
+            .await
+            .map_err(|e| CoreError::Executor {
+                executor: self.client.name(),
+                source: Box::new(e),
+            })
+    }
+
     async fn shutdown(&self, keep_jobs: bool) -> Result<(), CoreError> {
         self.shared.keep_jobs.store(keep_jobs, Ordering::SeqCst);
         self.shared.shut_down.store(true, Ordering::SeqCst);
@@ -265,7 +338,7 @@ pub(super) enum SlotState {
     Submitted {
         task: TaskRef,
         since: Instant,
-        _permit: Option<OwnedSemaphorePermit>,
+        permit: Option<OwnedSemaphorePermit>,
     },
     /// Delivered to the sink.
     Done,
@@ -302,6 +375,8 @@ pub(super) struct TrialRun {
     pub(super) registered: BTreeSet<JobId>,
     keys: BTreeMap<ChunkIndex, String>,
     trial_attempts: u32,
+    /// Since when every submission of this trial was refused for the scheduler's limits.
+    pub(super) refused_since: Option<Instant>,
 }
 
 impl TrialRun {
@@ -374,6 +449,7 @@ impl TrialRun {
             registered: BTreeSet::new(),
             keys,
             trial_attempts: 1,
+            refused_since: None,
         })
     }
 
@@ -498,12 +574,28 @@ impl TrialRun {
             slot.state = SlotState::Submitted {
                 task,
                 since,
-                _permit: permit,
+                permit,
             };
             slot.submissions += 1;
         }
         if self.registered.insert(task.job) {
             self.shared.poller.register(task.job);
+        }
+    }
+
+    /// Moves chunk `c` to `state`; the queue permit of the task it leaves lingers until the
+    /// scheduler stops counting that task.
+    fn settle(&mut self, c: ChunkIndex, state: SlotState) {
+        let Some(slot) = self.slots.get_mut(&c) else {
+            return;
+        };
+        if let SlotState::Submitted {
+            task,
+            permit: Some(p),
+            ..
+        } = std::mem::replace(&mut slot.state, state)
+        {
+            self.shared.poller.linger(task, p);
         }
     }
 
@@ -536,9 +628,7 @@ impl TrialRun {
                 continue;
             };
             let delivery = sink.chunk_done(self.job.trial, c, result)?;
-            if let Some(slot) = self.slots.get_mut(&c) {
-                slot.state = SlotState::Done;
-            }
+            self.settle(c, SlotState::Done);
             if delivery == Delivery::Stop {
                 return Ok(Delivery::Stop);
             }
@@ -647,11 +737,9 @@ impl TrialRun {
     async fn cancel_slots(&mut self, chunks: &[ChunkIndex]) {
         let mut targets = Vec::new();
         for c in chunks {
-            if let Some(slot) = self.slots.get_mut(c) {
-                if let SlotState::Submitted { task, .. } = slot.state {
-                    targets.push(task);
-                    slot.state = SlotState::Waiting;
-                }
+            if let Some(SlotState::Submitted { task, .. }) = self.slots.get(c).map(|s| &s.state) {
+                targets.push(*task);
+                self.settle(*c, SlotState::Waiting);
             }
         }
         if targets.is_empty() {
@@ -681,9 +769,7 @@ impl TrialRun {
             .collect();
         self.cancel_slots(&queued).await;
         for f in &failures {
-            if let Some(slot) = self.slots.get_mut(&f.chunk) {
-                slot.state = SlotState::Waiting;
-            }
+            self.settle(f.chunk, SlotState::Waiting);
         }
         let mut retry_trial: Option<&ChunkFailure> = None;
         for f in &failures {
@@ -751,6 +837,10 @@ impl TrialRun {
 impl Drop for TrialRun {
     fn drop(&mut self) {
         let targets: Vec<TaskRef> = self.submitted().map(|(_, t, _)| t).collect();
+        let chunks: Vec<ChunkIndex> = self.submitted().map(|(c, _, _)| c).collect();
+        for c in chunks {
+            self.settle(c, SlotState::Waiting);
+        }
         for j in std::mem::take(&mut self.registered) {
             self.shared.poller.unregister(j);
         }

@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::batch::client::{BatchClient, ClientError, JobId, TaskStatus};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::batch::client::{BatchClient, ClientError, JobId, TaskRef, TaskStatus};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -32,6 +34,11 @@ pub(crate) struct Poller {
     live: Mutex<HashMap<JobId, usize>>,
     /// The last answer, reused by trials polling in the same interval.
     last: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+    /// Queue permits of tasks no trial waits for any more (their result arrived, or they were
+    /// cancelled) that the scheduler may still count against its limits: a task that wrote its
+    /// result is still running, then completing, for a moment. Each is released by the first
+    /// answer that no longer lists its task as active.
+    lingering: Mutex<HashMap<TaskRef, OwnedSemaphorePermit>>,
 }
 
 impl Poller {
@@ -58,6 +65,16 @@ impl Poller {
         v
     }
 
+    /// Keeps `permit` until the scheduler no longer lists `task` as active.
+    pub(crate) fn linger(&self, task: TaskRef, permit: OwnedSemaphorePermit) {
+        lock(&self.lingering).insert(task, permit);
+    }
+
+    /// The jobs with lingering permits.
+    pub(crate) fn lingering_jobs(&self) -> BTreeSet<JobId> {
+        lock(&self.lingering).keys().map(|t| t.job).collect()
+    }
+
     /// Task states no older than `not_before` covering `mine`: the cached answer when it
     /// qualifies, else one `states` call for every live job of the executor.
     pub(crate) async fn snapshot(
@@ -74,6 +91,7 @@ impl Poller {
         }
         let mut jobs: BTreeSet<JobId> = lock(&self.live).keys().copied().collect();
         jobs.extend(mine.iter().copied());
+        jobs.extend(self.lingering_jobs());
         let jobs: Vec<JobId> = jobs.into_iter().collect();
         let taken = Instant::now();
         let statuses = client.states(&jobs).await?;
@@ -81,6 +99,10 @@ impl Poller {
             taken,
             queried: jobs.into_iter().collect(),
             tasks: statuses.into_iter().map(|s| ((s.job, s.task), s)).collect(),
+        });
+        lock(&self.lingering).retain(|t, _| {
+            !snap.queried.contains(&t.job)
+                || snap.get(t.job, t.task).is_some_and(|s| s.state.is_active())
         });
         *cached = Some(snap.clone());
         Ok(snap)

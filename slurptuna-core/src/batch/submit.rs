@@ -1,7 +1,9 @@
 //! Submission: waiting chunks become job arrays (split at the scheduler's maximum array size),
 //! each recorded in `jobs.json` under a unique job name **before** it is submitted, and with
-//! its job id after; submit-limit refusals back off, transient failures are retried a few
-//! times.
+//! its job id after; transient failures are retried a few times. A submit-limit refusal
+//! submits nothing: the executor halves its wave (the largest array it submits, for the rest of
+//! its life) when the array had more than one task, pauses every submission with an exponential, jittered backoff, and
+//! tries again; a trial refused for longer than the attempt timeout stops the run.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -10,17 +12,18 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::batch::client::{ArraySubmission, ClientErrorKind, JobId, TaskRef};
+use crate::batch::client::{ArraySubmission, ClientError, ClientErrorKind, JobId, TaskRef};
 use crate::batch::executor::TrialRun;
 use crate::batch::files::{
     failure_path, read_json, write_json, JobRecord, JobsFile, PendingRecord,
 };
+use crate::batch::poller::lock;
 use crate::batch::worker::CHUNK_OFFSET_ENV;
 use crate::error::CoreError;
 use crate::executor::ExecError;
 use crate::trial::ChunkIndex;
 
-/// Longest pause between two submission tries after a submit-limit refusal.
+/// Longest pause between two submission tries after a refusal or a transient failure.
 const MAX_SUBMIT_BACKOFF: Duration = Duration::from_secs(60);
 /// Transient submission failures retried per array.
 const TRANSIENT_SUBMIT_RETRIES: u32 = 2;
@@ -57,19 +60,50 @@ fn clean(s: &str, max: usize) -> String {
         .collect()
 }
 
+/// What became of one array.
+pub(super) enum Submitted {
+    /// Accepted as this job.
+    Job(JobId),
+    /// Refused for the scheduler's limits; its chunks wait (nothing was submitted).
+    Refused,
+}
+
+/// The pause after `previous` (none: the first refusal): doubled, at most
+/// [`MAX_SUBMIT_BACKOFF`], and drawn within ±25% so that controllers refused together do not
+/// come back together.
+fn next_backoff(previous: Option<Duration>) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = previous.map_or(Duration::from_secs(1), |d| (d * 2).min(MAX_SUBMIT_BACKOFF));
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let jitter = 0.75 + 0.5 * (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    base.mul_f64(jitter).min(MAX_SUBMIT_BACKOFF)
+}
+
 impl TrialRun {
-    /// Submits the waiting chunks that can get a permit, as one array (split at the maximum
-    /// array size, with an offset).
+    /// Submits the waiting chunks that can get a permit, at most the executor's wave at once,
+    /// as one array (split at the maximum array size, with an offset). After a refusal for the
+    /// scheduler's limits nothing is submitted until the executor's pause has passed.
     pub(super) async fn submit_waiting(&mut self) -> Result<(), ExecError> {
         let waiting = self.waiting();
         if waiting.is_empty() {
             return Ok(());
         }
+        let paused = lock(&self.shared.refused).is_some_and(|(until, _)| Instant::now() < until);
+        if paused {
+            return Ok(());
+        }
+        let wave = usize::try_from(self.shared.wave.load(Ordering::SeqCst)).unwrap_or(usize::MAX);
+        let want = waiting.len().min(wave.max(1));
         let mut permits: Vec<Option<OwnedSemaphorePermit>> = Vec::new();
-        match &self.shared.limit {
-            None => permits.resize_with(waiting.len(), || None),
+        match self.shared.limit(self.client.as_ref(), &self.config).await {
+            None => permits.resize_with(want, || None),
             Some(sem) => {
-                while permits.len() < waiting.len() {
+                while permits.len() < want {
                     match sem.clone().try_acquire_owned() {
                         Ok(p) => permits.push(Some(p)),
                         Err(_) => break,
@@ -79,12 +113,15 @@ impl TrialRun {
                     if self.submitted().next().is_some() {
                         return Ok(()); // our own tasks will free permits
                     }
-                    let p = sem
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| ExecError::Fatal(CoreError::Cancelled))?;
-                    permits.push(Some(p));
+                    // Finished tasks the scheduler may still count can hold the permits: ask
+                    // about them (at most once per poll interval, the answer is shared).
+                    self.release_lingering().await;
+                    match tokio::time::timeout(self.config.poll_interval, sem.acquire_owned()).await
+                    {
+                        Ok(Ok(p)) => permits.push(Some(p)),
+                        Ok(Err(_)) => return Err(ExecError::Fatal(CoreError::Cancelled)),
+                        Err(_) => return Ok(()), // again at the next check
+                    }
                 }
             }
         }
@@ -96,17 +133,70 @@ impl TrialRun {
         }
         let mut permits = permits.into_iter();
         for (offset, chunks) in groups {
-            let job = self.submit_array(offset, &chunks).await?;
-            let now = Instant::now();
-            for c in chunks {
-                let task = TaskRef {
-                    job,
-                    task: Some(c.0 - offset),
-                };
-                self.mark_submitted(c, task, now, permits.next().flatten());
+            match self.submit_array(offset, &chunks).await? {
+                Submitted::Job(job) => {
+                    let now = Instant::now();
+                    for c in chunks {
+                        let task = TaskRef {
+                            job,
+                            task: Some(c.0 - offset),
+                        };
+                        self.mark_submitted(c, task, now, permits.next().flatten());
+                    }
+                }
+                // The remaining permits are dropped with `permits`; the chunks wait.
+                Submitted::Refused => break,
             }
         }
         Ok(())
+    }
+
+    /// Asks the scheduler about tasks whose permits linger (see `Poller::linger`), reusing an
+    /// answer younger than the poll interval; the answer releases the permits of tasks it no
+    /// longer lists as active.
+    async fn release_lingering(&self) {
+        let lingering = self.shared.poller.lingering_jobs();
+        if lingering.is_empty() {
+            return;
+        }
+        let not_before = Instant::now()
+            .checked_sub(self.config.poll_interval)
+            .unwrap_or_else(Instant::now);
+        if let Err(e) = self
+            .shared
+            .poller
+            .snapshot(self.client.as_ref(), &lingering, not_before)
+            .await
+        {
+            tracing::warn!("{}: asking for task states failed: {e}", self.client.name());
+        }
+    }
+
+    /// After a refusal for the scheduler's limits: a smaller wave when the array had more than
+    /// one task, a longer pause for the whole executor, and the run-stopping error once this
+    /// trial has been refused for longer than the attempt timeout.
+    fn refused(&mut self, tasks: usize, e: ClientError) -> Result<Submitted, ExecError> {
+        let since = *self.refused_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.config.attempt_timeout {
+            return Err(self.fatal(e));
+        }
+        if tasks > 1 {
+            let wave = (tasks / 2) as u64;
+            if self.shared.wave.fetch_min(wave, Ordering::SeqCst) > wave {
+                tracing::info!(
+                    "trial {}: the scheduler refused an array of {tasks} tasks ({e}); submitting at most {wave} at once",
+                    self.job.trial
+                );
+            }
+        }
+        let mut refused = lock(&self.shared.refused);
+        let pause = next_backoff(refused.map(|(_, d)| d));
+        *refused = Some((Instant::now() + pause, pause));
+        tracing::warn!(
+            "trial {}: the scheduler refused the submission ({e}); trying again in {pause:.1?}",
+            self.job.trial
+        );
+        Ok(Submitted::Refused)
     }
 
     /// The trial's job record (empty if there is none or it cannot be read).
@@ -182,7 +272,7 @@ impl TrialRun {
         &mut self,
         offset: u64,
         chunks: &[ChunkIndex],
-    ) -> Result<JobId, ExecError> {
+    ) -> Result<Submitted, ExecError> {
         // A name unique to this submission, recorded before it is made (see `PendingRecord`).
         let name = format!("{}-{}", self.job_name(), submission_token());
         let sub = self.array_submission(offset, chunks, name.clone());
@@ -198,20 +288,14 @@ impl TrialRun {
             task_key: self.task_key.clone(),
         });
         write_json(&self.files.jobs(), &record)?;
-        let started = Instant::now();
-        let mut backoff = Duration::from_secs(1);
         let mut transient = 0;
+        let mut backoff = Duration::from_secs(1);
         let job = loop {
             match self.client.submit(&sub).await {
                 Ok(job) => break job,
-                Err(e)
-                    if e.kind == ClientErrorKind::SubmitLimit
-                        && started.elapsed() < self.config.attempt_timeout =>
-                {
-                    tracing::warn!(
-                        "trial {}: the scheduler refused the submission ({e}); retrying in {backoff:?}",
-                        self.job.trial
-                    );
+                Err(e) if e.kind == ClientErrorKind::SubmitLimit => {
+                    self.forget_pending(&name);
+                    return self.refused(chunks.len(), e);
                 }
                 Err(e)
                     if e.kind == ClientErrorKind::Transient
@@ -235,6 +319,8 @@ impl TrialRun {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_SUBMIT_BACKOFF);
         };
+        self.refused_since = None;
+        *lock(&self.shared.refused) = None;
         if self.registered.insert(job) {
             self.shared.poller.register(job);
         }
@@ -251,7 +337,7 @@ impl TrialRun {
             "trial {}: submitted job {job} for chunks {chunks:?}",
             self.job.trial
         );
-        Ok(job)
+        Ok(Submitted::Job(job))
     }
 }
 

@@ -635,12 +635,8 @@ async fn submit_limits_back_off_and_a_rejected_qos_is_fatal() {
     let j = job("fx-quad", None, 0, 0.5, &spec16(), dir.path());
     let sink = Collect::default();
     within(60, exec.evaluate(j, &sink)).await.unwrap();
-    let attempts = h
-        .calls()
-        .iter()
-        .filter(|c| matches!(c, FakeCall::Submit { .. }))
-        .count();
-    assert_eq!(attempts, 2);
+    // The refused array of 4 tasks comes back as waves of 2 after a pause.
+    assert_eq!(arrays(&h), [(false, 4), (true, 2), (true, 2)]);
     h.fail_next_submit(FakeSubmitError::InvalidQos);
     let r = exec
         .evaluate(job("fx-quad", None, 1, 0.5, &spec16(), dir.path()), &sink)
@@ -704,5 +700,81 @@ async fn the_executor_conformance_suite_passes_on_the_fake_cluster() {
     let r = within(300, executor_suite(&harness)).await;
     h.cancel_all();
     r.unwrap();
+    assert_clean(&h).await;
+}
+
+/// 40 chunks of one seed each, 0..40.
+fn spec40() -> SeedSpec {
+    SeedSpec {
+        n_seeds: Some(40),
+        chunk_size: Some(1),
+        ..Default::default()
+    }
+}
+
+/// The submitted arrays: (accepted, tasks).
+fn arrays(h: &FakeSlurmHandle) -> Vec<(bool, usize)> {
+    h.calls()
+        .iter()
+        .filter_map(|c| match c {
+            FakeCall::Submit { job, array, .. } => Some((job.is_some(), array.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_submit_limit_is_never_exceeded_nor_refused() {
+    let (dir, exec, h) = setup(|_| {});
+    h.set_max_submit_jobs(5, true);
+    let sink = Collect::default();
+    let jobs: Vec<TrialJob> = (0..3)
+        .map(|t| {
+            job(
+                "fx-quad",
+                None,
+                t,
+                0.2 + 0.3 * t as f64,
+                &spec40(),
+                dir.path(),
+            )
+        })
+        .collect();
+    for r in within(120, futures_join(&exec, &jobs, &sink)).await {
+        r.unwrap();
+    }
+    for j in &jobs {
+        assert_eq!(sink.merged(j.trial.0).count(), 40);
+        assert_eq!(
+            sink.merged(j.trial.0).mean().to_bits(),
+            in_process(j).mean().to_bits()
+        );
+    }
+    let a = arrays(&h);
+    assert!(a.iter().all(|&(ok, n)| ok && n <= 5), "{a:?}");
+    assert_eq!(a.iter().map(|&(_, n)| n).sum::<usize>(), 120);
+    assert!(h.peak_live() <= 5, "peak {}", h.peak_live());
+    assert_clean(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_submit_limit_is_learned_from_refusals_in_waves() {
+    let (dir, exec, h) = setup(|_| {});
+    h.set_max_submit_jobs(5, false);
+    let sink = Collect::default();
+    let j = job("fx-quad", None, 0, 0.7, &spec40(), dir.path());
+    within(120, exec.evaluate(j.clone(), &sink)).await.unwrap();
+    assert_eq!(sink.merged(0).count(), 40);
+    assert_eq!(
+        sink.merged(0).mean().to_bits(),
+        in_process(&j).mean().to_bits()
+    );
+    let a = arrays(&h);
+    // Refused at 40, 20 and 10 tasks; after that never more than 5 tasks in one array, and
+    // every chunk accepted exactly once.
+    assert_eq!(&a[..3], [(false, 40), (false, 20), (false, 10)], "{a:?}");
+    assert!(a[3..].iter().all(|&(_, n)| n <= 5), "{a:?}");
+    assert_eq!(a.iter().filter(|x| x.0).map(|x| x.1).sum::<usize>(), 40);
+    assert!(h.peak_live() <= 5, "peak {}", h.peak_live());
     assert_clean(&h).await;
 }

@@ -10,6 +10,9 @@ mod legacy;
 /// The test losses, shared with the fixture program.
 #[path = "../fixture/losses.rs"]
 mod losses;
+/// Queue limits, a rejected QoS and the preflight on a real Slurm with accounting
+/// (`cargo xtask slurm up --accounting`).
+mod real_accounting;
 /// The same on a real Slurm cluster, when one answers (`cargo xtask slurm up`).
 mod real_cluster;
 /// Jobs, sinks, configs and timeouts shared by the tests.

@@ -14,7 +14,7 @@ use slurptuna_exec_slurm::{CliSlurm, JobId, SlurmClient, SlurmExecutor, TaskRef}
 use crate::support::*;
 
 /// True when a cluster answers. Panics when `SLURPTUNA_TEST_SLURM=1` and none does.
-fn cluster(test: &str) -> bool {
+pub(crate) fn cluster(test: &str) -> bool {
     static ANSWERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let answers = *ANSWERS.get_or_init(sinfo_answers);
     if answers {
@@ -53,7 +53,7 @@ fn sinfo_answers() -> bool {
 
 /// Options for the real cluster, with a job-name prefix unique to the test (and no QoS, which
 /// a cluster with accounting may not know).
-fn real_options(tag: &str) -> TestOptions {
+pub(crate) fn real_options(tag: &str) -> TestOptions {
     options().with(|o| {
         o.slurm.result_check_interval = Duration::from_millis(50);
         o.slurm.job_name_prefix = prefix(tag);
@@ -91,7 +91,7 @@ fn our_jobs(tag: &str) -> Vec<String> {
 }
 
 /// Cancels anything left with our prefix, then asserts that nothing of the test remains.
-async fn assert_no_jobs_left(tag: &str) {
+pub(crate) async fn assert_no_jobs_left(tag: &str) {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         let left = our_jobs(tag);
@@ -297,6 +297,91 @@ async fn real_scancel_from_outside_is_noticed_within_one_poll() {
     assert_eq!(f.chunk, Some(ChunkIndex(2)));
     // Within one poll (plus the time squeue and sbatch take on a busy 2-core machine).
     assert!(noticed[0] < poll + Duration::from_secs(2), "{noticed:?}");
+    assert_no_jobs_left(tag).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_requeued_task_reruns_its_chunk_without_an_attempt() {
+    if !cluster("real_requeued_task_reruns_its_chunk_without_an_attempt") {
+        return;
+    }
+    losses();
+    let tag = "requeue";
+    let dir = tempfile::tempdir().unwrap();
+    let exec = real_executor(dir.path(), real_options(tag));
+    let spec = SeedSpec {
+        n_seeds: Some(160),
+        chunk_size: Some(40),
+        ..Default::default()
+    };
+    let j = job("fx-slow", None, 0, 0.5, &spec, dir.path());
+    let jobs_file = j.trial_dir.as_ref().unwrap().join("jobs.json");
+    let submissions = || -> Vec<u64> {
+        let rec: serde_json::Value = std::fs::read(&jobs_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        rec["jobs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["job"].as_u64()).collect())
+            .unwrap_or_default()
+    };
+    let sink = Collect::default();
+    let requeuer = async {
+        let job_id = loop {
+            if let Some(&id) = submissions().first() {
+                break JobId(id);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // Once task 1 runs (each task takes 6 s), requeue it as an admin or a preemption would.
+        let client = CliSlurm::new();
+        loop {
+            let s = client.queue(&[job_id]).await.unwrap();
+            if s.iter()
+                .any(|t| t.task == Some(1) && t.state == slurptuna_exec_slurm::JobState::Running)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let out = Command::new("scontrol")
+            .args(["requeue", &format!("{job_id}_1")])
+            .output()
+            .expect("scontrol runs");
+        assert!(
+            out.status.success(),
+            "scontrol requeue: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        job_id
+    };
+    let (r, job_id) = within(300, async {
+        tokio::join!(exec.evaluate(j.clone(), &sink), requeuer)
+    })
+    .await;
+    r.unwrap();
+    // Every chunk delivered once, with the in-process values: the requeued task ran its chunk
+    // again and only the finished run published it.
+    assert_eq!(sink.chunks(0).len(), 4);
+    assert_eq!(sink.merged(0).count(), 160);
+    assert_eq!(
+        sink.merged(0).mean().to_bits(),
+        in_process(&j).mean().to_bits()
+    );
+    // A requeue is not a failed attempt: nothing was resubmitted.
+    assert_eq!(submissions(), vec![job_id.0]);
+    // Slurm did requeue it (it keeps finished jobs for MinJobAge, 300 s).
+    let shown = Command::new("scontrol")
+        .args(["show", "job", &format!("{job_id}_1")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let restarts = shown
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("Restarts="));
+    assert_eq!(restarts, Some("1"), "{shown}");
     assert_no_jobs_left(tag).await;
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_success, cluster, fixture, run_with_timeout};
+use crate::util::{assert_success, cluster, fixture, present, run_with_timeout};
 
 /// Job ids of jobs whose working directory is under `dir` (what a test left behind).
 fn jobs_under(dir: &Path) -> Vec<String> {
@@ -53,6 +53,55 @@ fn run_json(cmd: &mut Command) -> serde_json::Value {
     assert_success(cmd, &out);
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// True when the cluster keeps accounting (`cargo xtask slurm up --accounting`); without it the
+/// test prints a visible skip, or fails where accounting is required (`CI=true`).
+fn accounting() -> bool {
+    let answers = Command::new("sacctmgr")
+        .args(["-n", "-P", "show", "qos", "format=name"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    present(
+        answers,
+        "Slurm accounting",
+        "start the cluster with `cargo xtask slurm up --accounting`",
+    )
+}
+
+#[test]
+fn an_unknown_qos_is_rejected_before_any_run_dir_or_job() {
+    if !cluster() || !accounting() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = study(
+        dir.path(),
+        "qos",
+        3,
+        "bowl",
+        &[
+            "n_seeds=16",
+            "chunk=4",
+            "poll=0.3",
+            "mode=distributed",
+            "qos=slurptuna_no_such_qos",
+        ],
+    );
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("slurm_qos") && stderr.contains("slurptuna_no_such_qos"),
+        "the error must name the option and the value: {stderr}"
+    );
+    assert!(
+        !dir.path().join("qos").exists(),
+        "no run dir before the cluster accepted the submission"
+    );
+    assert_no_jobs_left(dir.path());
 }
 
 #[test]
