@@ -122,7 +122,8 @@ pub struct TaskResources {
 /// The options of DISTRIBUTED mode that every batch scheduler honours, in scheduler-independent
 /// terms. The facade builds them from the seed's keyword arguments (`slurm_poll_seconds`,
 /// `slurm_timeout_minutes`, `cpus_per_task`, `mem_per_cpu`, `worker_time_limit`, `slurm_qos`,
-/// `array_parallelism_limit`, `trial_retry_attempts`, `fail_on_chunk_error`), checking each once
+/// `array_parallelism_limit`, `max_queued_tasks`, `trial_retry_attempts`, `fail_on_chunk_error`),
+/// checking each once
 /// under its seed name; a scheduler adds only its own options.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DistributedOptions {
@@ -137,6 +138,11 @@ pub struct DistributedOptions {
     pub fail_on_chunk_error: bool,
     /// Cap on tasks submitted and not finished across every trial and entry of one call.
     pub array_parallelism_limit: Option<u64>,
+    /// Most tasks held in the scheduler's queue (pending or running) at once, across every
+    /// trial and entry of one call. `None` (default): as many as the cluster lets the user hold
+    /// (Slurm: the association's and QoS's submit limits, and half of `MaxJobCount`), read once
+    /// at the first submission. The cluster's limits apply in any case.
+    pub max_queued_tasks: Option<u64>,
     /// What each task asks for.
     pub resources: TaskResources,
 }
@@ -151,6 +157,7 @@ impl DistributedOptions {
             trial_retry_attempts: 1,
             fail_on_chunk_error: true,
             array_parallelism_limit: None,
+            max_queued_tasks: None,
             resources: TaskResources {
                 cpus_per_task: 1,
                 mem_per_cpu: MemorySize::from_megabytes(2048),

@@ -375,6 +375,7 @@ mod tests {
             trial_retry_attempts: 3,
             fail_on_chunk_error: false,
             array_parallelism_limit: Some(7),
+            max_queued_tasks: Some(40),
             ..DistributedOptions::seed_defaults()
         };
         assert_eq!(
@@ -386,6 +387,7 @@ mod tests {
                 trial_retry_attempts: 3,
                 fail_on_chunk_error: false,
                 array_parallelism_limit: Some(7),
+                max_queued_tasks: Some(40),
                 keep_jobs_on_cancel: false,
                 job_name_prefix: "p".into(),
                 scratch_dir: Some("/scratch".into()),

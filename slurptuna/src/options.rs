@@ -223,6 +223,11 @@ macro_rules! with_shared_fields {
         mem_per_cpu: String = seed().resources.mem_per_cpu.to_string(),
         /// Cap on running array tasks across all trials (and entries) of this call.
         array_parallelism_limit: Option<u64> = seed().array_parallelism_limit,
+        /// Most array tasks held in the queue (pending or running) at once across all trials
+        /// (and entries) of this call. Default `None`: as many as the cluster lets you hold
+        /// (your association's and QoS's submit limits, half of `MaxJobCount`), read once; the
+        /// cluster's limits apply in any case.
+        max_queued_tasks: Option<u64> = seed().max_queued_tasks,
         /// Wall-time limit of one array task. Default 2 hours; at least 1 second.
         worker_time_limit: Duration = seed().resources.time_limit,
         /// The tasks' QoS (Slurm `--qos`); `None` for none. Default `short`. A rejected QoS is

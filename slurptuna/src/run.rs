@@ -275,6 +275,7 @@ fn settings(opts: &RunOptions) -> serde_json::Map<String, serde_json::Value> {
         "array_parallelism_limit".into(),
         json!(opts.array_parallelism_limit),
     );
+    m.insert("max_queued_tasks".into(), json!(opts.max_queued_tasks));
     m.insert(
         "worker_time_limit_seconds".into(),
         json!(opts.worker_time_limit.as_secs()),

@@ -217,12 +217,19 @@ pub(crate) fn distributed_options(opts: &RunOptions) -> Result<DistributedOption
             "must be >= 1 when given (None means no limit)",
         ));
     }
+    if opts.max_queued_tasks == Some(0) {
+        return Err(Error::option(
+            "max_queued_tasks",
+            "must be >= 1 when given (None means as many as the cluster allows)",
+        ));
+    }
     Ok(DistributedOptions {
         poll_interval,
         attempt_timeout,
         trial_retry_attempts: opts.trial_retry_attempts,
         fail_on_chunk_error: opts.fail_on_chunk_error,
         array_parallelism_limit: opts.array_parallelism_limit,
+        max_queued_tasks: opts.max_queued_tasks,
         resources: TaskResources {
             cpus_per_task: opts.cpus_per_task,
             mem_per_cpu,

@@ -44,6 +44,10 @@ pub struct BatchConfig {
     /// Cap on chunk tasks submitted and not yet finished across **all** trials and entries of
     /// the executor (each array also carries it as its own limit). `None` (default): no cap.
     pub array_parallelism_limit: Option<u64>,
+    /// Most chunk tasks held in the scheduler's queue at once across all trials and entries of
+    /// the executor; `None` (default): as the client's [`crate::batch::BatchClient::queue_limit`]
+    /// says. The client's limit applies in any case.
+    pub max_queued_tasks: Option<u64>,
     /// When the controller is cancelled (dropped evaluation, or [`crate::Executor::shutdown`]
     /// without `keep_jobs`), leave submitted jobs running so that a resumed controller
     /// re-adopts them. Default `false`: they are cancelled.
@@ -75,6 +79,7 @@ impl BatchConfig {
             trial_retry_attempts: options.trial_retry_attempts,
             fail_on_chunk_error: options.fail_on_chunk_error,
             array_parallelism_limit: options.array_parallelism_limit,
+            max_queued_tasks: options.max_queued_tasks,
             keep_jobs_on_cancel: false,
             job_name_prefix: "slurptuna".to_string(),
             scratch_dir: None,
@@ -107,6 +112,12 @@ impl BatchConfig {
             return Err(CoreError::option(
                 "array_parallelism_limit",
                 "must be at least 1 when given (None means no cap)",
+            ));
+        }
+        if self.max_queued_tasks == Some(0) {
+            return Err(CoreError::option(
+                "max_queued_tasks",
+                "must be at least 1 when given (None means as the cluster allows)",
             ));
         }
         if !valid_job_name_part(&self.job_name_prefix) {

@@ -167,9 +167,9 @@ impl BatchExecutor {
 /// State shared by every trial of one executor.
 pub(super) struct Shared {
     pub(super) poller: Poller,
-    /// Permits for submitted, unfinished tasks: the smaller of
-    /// [`BatchConfig::array_parallelism_limit`] and the client's [`BatchClient::queue_limit`],
-    /// set at the first submission (`None`: no cap).
+    /// Permits for submitted, unfinished tasks: the smallest of
+    /// [`BatchConfig::array_parallelism_limit`], [`BatchConfig::max_queued_tasks`] and the
+    /// client's [`BatchClient::queue_limit`], set at the first submission (`None`: no cap).
     limit: tokio::sync::OnceCell<Option<Arc<Semaphore>>>,
     /// The largest array to submit: halved each time the scheduler refuses a larger one for its
     /// limits (never grown again: a limit found once holds for the study).
@@ -210,10 +210,14 @@ impl Shared {
                         client.name()
                     );
                 }
-                let cap = match (config.array_parallelism_limit, cluster) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let cap = [
+                    config.array_parallelism_limit,
+                    config.max_queued_tasks,
+                    cluster,
+                ]
+                .into_iter()
+                .flatten()
+                .min();
                 cap.map(|l| {
                     Arc::new(Semaphore::new(
                         usize::try_from(l)

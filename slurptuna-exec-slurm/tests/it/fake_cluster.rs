@@ -758,6 +758,36 @@ async fn a_reported_submit_limit_is_never_exceeded_nor_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_queued_tasks_caps_the_queue_below_the_clusters_limit() {
+    let (dir, exec, h) = setup(|o| o.distributed.max_queued_tasks = Some(3));
+    h.set_max_submit_jobs(5, true);
+    let sink = Collect::default();
+    let jobs: Vec<TrialJob> = (0..3)
+        .map(|t| {
+            job(
+                "fx-quad",
+                None,
+                t,
+                0.3 + 0.2 * t as f64,
+                &spec40(),
+                dir.path(),
+            )
+        })
+        .collect();
+    for r in within(120, futures_join(&exec, &jobs, &sink)).await {
+        r.unwrap();
+    }
+    for j in &jobs {
+        assert_eq!(sink.merged(j.trial.0).count(), 40);
+    }
+    let a = arrays(&h);
+    assert!(a.iter().all(|&(ok, n)| ok && n <= 3), "{a:?}");
+    assert_eq!(a.iter().map(|&(_, n)| n).sum::<usize>(), 120);
+    assert!(h.peak_live() <= 3, "peak {}", h.peak_live());
+    assert_clean(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hidden_submit_limit_is_learned_from_refusals_in_waves() {
     let (dir, exec, h) = setup(|_| {});
     h.set_max_submit_jobs(5, false);
