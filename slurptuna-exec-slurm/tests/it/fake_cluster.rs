@@ -723,9 +723,11 @@ fn arrays(h: &FakeSlurmHandle) -> Vec<(bool, usize)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reported_submit_limit_is_never_exceeded_nor_refused() {
-    let (dir, exec, h) = setup(|_| {});
+/// Three trials of 40 one-seed chunks on a cluster reporting a submit limit of 5, with
+/// `configure` applied to the options: every chunk lands with the in-process values, no array
+/// is refused, and neither an array nor the queue ever holds more than `cap` tasks.
+async fn three_trials_under_a_reported_limit(configure: impl FnOnce(&mut TestOptions), cap: usize) {
+    let (dir, exec, h) = setup(configure);
     h.set_max_submit_jobs(5, true);
     let sink = Collect::default();
     let jobs: Vec<TrialJob> = (0..3)
@@ -751,40 +753,20 @@ async fn a_reported_submit_limit_is_never_exceeded_nor_refused() {
         );
     }
     let a = arrays(&h);
-    assert!(a.iter().all(|&(ok, n)| ok && n <= 5), "{a:?}");
+    assert!(a.iter().all(|&(ok, n)| ok && n <= cap), "{a:?}");
     assert_eq!(a.iter().map(|&(_, n)| n).sum::<usize>(), 120);
-    assert!(h.peak_live() <= 5, "peak {}", h.peak_live());
+    assert!(h.peak_live() <= cap as u64, "peak {}", h.peak_live());
     assert_clean(&h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_submit_limit_is_never_exceeded_nor_refused() {
+    three_trials_under_a_reported_limit(|_| {}, 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_queued_tasks_caps_the_queue_below_the_clusters_limit() {
-    let (dir, exec, h) = setup(|o| o.distributed.max_queued_tasks = Some(3));
-    h.set_max_submit_jobs(5, true);
-    let sink = Collect::default();
-    let jobs: Vec<TrialJob> = (0..3)
-        .map(|t| {
-            job(
-                "fx-quad",
-                None,
-                t,
-                0.3 + 0.2 * t as f64,
-                &spec40(),
-                dir.path(),
-            )
-        })
-        .collect();
-    for r in within(120, futures_join(&exec, &jobs, &sink)).await {
-        r.unwrap();
-    }
-    for j in &jobs {
-        assert_eq!(sink.merged(j.trial.0).count(), 40);
-    }
-    let a = arrays(&h);
-    assert!(a.iter().all(|&(ok, n)| ok && n <= 3), "{a:?}");
-    assert_eq!(a.iter().map(|&(_, n)| n).sum::<usize>(), 120);
-    assert!(h.peak_live() <= 3, "peak {}", h.peak_live());
-    assert_clean(&h).await;
+    three_trials_under_a_reported_limit(|o| o.distributed.max_queued_tasks = Some(3), 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

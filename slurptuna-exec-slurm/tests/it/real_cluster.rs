@@ -208,6 +208,19 @@ async fn real_failures_are_detected_retried_and_reported() {
     assert_no_jobs_left(tag).await;
 }
 
+/// The job ids a trial's job record (`jobs.json`) lists, in submission order (empty while
+/// there is none).
+fn recorded_jobs(jobs_file: &std::path::Path) -> Vec<u64> {
+    let rec: serde_json::Value = std::fs::read(jobs_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    rec["jobs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["job"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_scancel_from_outside_is_noticed_within_one_poll() {
     if !cluster("real_scancel_from_outside_is_noticed_within_one_poll") {
@@ -234,15 +247,7 @@ async fn real_scancel_from_outside_is_noticed_within_one_poll() {
             // it runs, the retry as soon as it is queued (under load, squeue can be slower than
             // a chunk, so waiting to see the retry running could miss it).
             let job_id = loop {
-                let rec: serde_json::Value = std::fs::read(&jobs_file)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
-                if let Some(id) = rec["jobs"]
-                    .as_array()
-                    .filter(|a| a.len() >= n)
-                    .and_then(|a| a[n - 1]["job"].as_u64())
-                {
+                if let Some(&id) = recorded_jobs(&jobs_file).get(n - 1) {
                     break JobId(id);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -268,11 +273,7 @@ async fn real_scancel_from_outside_is_noticed_within_one_poll() {
                 .unwrap();
             // Noticed when the executor records a new submission or the trial ends.
             loop {
-                let rec: serde_json::Value = std::fs::read(&jobs_file)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
-                let subs = rec["jobs"].as_array().map_or(0, Vec::len);
+                let subs = recorded_jobs(&jobs_file).len();
                 if subs > n || (n == 2 && our_jobs(tag).is_empty()) {
                     break;
                 }
@@ -316,16 +317,7 @@ async fn real_requeued_task_reruns_its_chunk_without_an_attempt() {
     };
     let j = job("fx-slow", None, 0, 0.5, &spec, dir.path());
     let jobs_file = j.trial_dir.as_ref().unwrap().join("jobs.json");
-    let submissions = || -> Vec<u64> {
-        let rec: serde_json::Value = std::fs::read(&jobs_file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        rec["jobs"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|r| r["job"].as_u64()).collect())
-            .unwrap_or_default()
-    };
+    let submissions = || recorded_jobs(&jobs_file);
     let sink = Collect::default();
     let requeuer = async {
         let job_id = loop {
