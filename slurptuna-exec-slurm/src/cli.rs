@@ -26,6 +26,8 @@ pub struct CliSlurm {
     bin_dir: Option<PathBuf>,
     /// 0 = unknown, 1 = available, 2 = disabled.
     accounting: AtomicU8,
+    /// `scontrol show config`, read once (the array size and the queue limits come from it).
+    config: tokio::sync::OnceCell<String>,
 }
 
 impl CliSlurm {
@@ -38,7 +40,7 @@ impl CliSlurm {
     pub fn with_bin_dir(dir: impl Into<PathBuf>) -> Self {
         Self {
             bin_dir: Some(dir.into()),
-            accounting: AtomicU8::new(0),
+            ..Self::default()
         }
     }
 
@@ -167,12 +169,7 @@ impl SlurmClient for CliSlurm {
     }
 
     async fn max_array_size(&self) -> Result<u64, SlurmError> {
-        let args = [OsString::from("show"), OsString::from("config")];
-        let out = self.run("scontrol", &args).await?;
-        if !out.status.success() {
-            return Err(out.into_error());
-        }
-        parse_max_array_size(&out.stdout)
+        parse_max_array_size(self.show_config().await?)
     }
 
     async fn test_submit(&self, req: &SubmitRequest) -> Result<(), SlurmError> {
@@ -192,12 +189,7 @@ impl SlurmClient for CliSlurm {
         account: Option<String>,
         qos: Option<String>,
     ) -> Result<SubmitLimits, SlurmError> {
-        let args = [OsString::from("show"), OsString::from("config")];
-        let out = self.run("scontrol", &args).await?;
-        if !out.status.success() {
-            return Err(out.into_error());
-        }
-        let max_job_count = parse_config_value(&out.stdout, "MaxJobCount");
+        let max_job_count = parse_config_value(self.show_config().await?, "MaxJobCount");
         let mut max_submit: Option<u64> = None;
         let mut take = |v: Option<u64>| {
             if let Some(v) = v {
@@ -254,6 +246,21 @@ impl SlurmClient for CliSlurm {
 }
 
 impl CliSlurm {
+    /// `scontrol show config`'s output, asked once (a failed call is asked again next time).
+    async fn show_config(&self) -> Result<&str, SlurmError> {
+        self.config
+            .get_or_try_init(|| async {
+                let args = [OsString::from("show"), OsString::from("config")];
+                let out = self.run("scontrol", &args).await?;
+                if !out.status.success() {
+                    return Err(out.into_error());
+                }
+                Ok(out.stdout)
+            })
+            .await
+            .map(String::as_str)
+    }
+
     /// `sacctmgr -n -P <args>`'s output, or `None` when it cannot answer (no accounting).
     async fn sacctmgr(&self, args: &[&str]) -> Option<String> {
         let mut argv: Vec<OsString> = vec!["-n".into(), "-P".into()];
@@ -742,12 +749,7 @@ pub fn parse_submit_limit(stdout: &str) -> Option<u64> {
 
 /// Reads `MaxArraySize` from `scontrol show config`.
 pub fn parse_max_array_size(stdout: &str) -> Result<u64, SlurmError> {
-    stdout
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim() == "MaxArraySize").then(|| v.trim().parse::<u64>().ok())?
-        })
+    parse_config_value(stdout, "MaxArraySize")
         .ok_or_else(|| parse_err("scontrol", "no MaxArraySize line", stdout))
 }
 
