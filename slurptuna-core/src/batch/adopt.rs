@@ -3,7 +3,7 @@
 //! from `jobs.json`; a submission recorded as pending (the earlier controller died before it
 //! learned the job id) is found by its unique job name.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::batch::client::{JobId, TaskRef};
 use crate::batch::executor::TrialRun;

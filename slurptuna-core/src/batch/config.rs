@@ -28,7 +28,8 @@ pub struct BatchConfig {
     pub poll_interval: Duration,
     /// How often the executor looks for finished chunk results in the trial directories (a
     /// cheap file check, so results land without waiting for the next poll). Default 200 ms;
-    /// never longer than `poll_interval` in effect.
+    /// never longer than `poll_interval` in effect. While no result arrives, a trial's checks
+    /// back off to [`crate::batch::CHECK_BACKOFF`] times this.
     pub result_check_interval: Duration,
     /// Upper bound on one attempt of a chunk task, counted **from submission, so queue time
     /// counts**; a task still unfinished then is cancelled and fails with

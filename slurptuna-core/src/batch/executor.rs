@@ -1,25 +1,27 @@
 //! [`BatchExecutor`]: the [`Executor`] of every batch scheduler, and the run of one trial.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::WorkerCommand;
 use crate::batch::client::{
-    ArraySubmission, BatchClient, ClientError, JobId, TaskRef, TaskState, DEFAULT_MAX_ARRAY_SIZE,
+    ArraySubmission, BatchClient, ClientError, JobId, TaskRef, TaskState, TaskStatus,
+    DEFAULT_MAX_ARRAY_SIZE,
 };
 use crate::batch::config::BatchConfig;
 use crate::batch::files::{
     chunk_file_name, create_dir, load_chunk, load_failure, read_json, tail, task_key, write_file,
-    write_json, TaskFile, TrialFiles, BATCH_SCRIPT, FORMAT,
+    write_json, ChunkDirWatch, TaskFile, TrialFiles, BATCH_SCRIPT, FORMAT,
 };
 use crate::batch::policy::{RetryDecision, RetryPolicy};
-use crate::batch::poller::{lock, Poller, Snapshot};
+use crate::batch::poller::{lock, Poller};
 use crate::error::CoreError;
 use crate::executor::{
     ChunkSink, Delivery, ExecError, Executor, FailureKind, TrialFailure, TrialJob,
@@ -28,6 +30,14 @@ use crate::trial::ChunkIndex;
 
 /// Consecutive failed state polls tolerated before the run stops.
 pub const MAX_STATE_ERRORS: u32 = 5;
+
+/// A submitted chunk, its task, and what the scheduler's answer says of the task (`None`: not
+/// listed).
+type Looked<'a> = (ChunkIndex, TaskRef, Option<&'a TaskStatus>);
+
+/// While no result arrives, result checks back off to this many times
+/// [`BatchConfig::result_check_interval`] (never beyond the poll interval).
+pub const CHECK_BACKOFF: u32 = 10;
 
 /// The [`Executor`] of batch schedulers: every trial attempt is one job array (one task per
 /// chunk of seeds) submitted through a [`BatchClient`]; the controller merges the chunk results
@@ -381,6 +391,10 @@ pub(super) struct TrialRun {
     trial_attempts: u32,
     /// Since when every submission of this trial was refused for the scheduler's limits.
     pub(super) refused_since: Option<Instant>,
+    /// When the chunk directory must be listed again.
+    watch: ChunkDirWatch,
+    /// Chunk results delivered so far.
+    delivered: u64,
 }
 
 impl TrialRun {
@@ -454,6 +468,8 @@ impl TrialRun {
             keys,
             trial_attempts: 1,
             refused_since: None,
+            watch: ChunkDirWatch::default(),
+            delivered: 0,
         })
     }
 
@@ -476,10 +492,15 @@ impl TrialRun {
         if self.deliver_or_stop(sink).await? {
             return Ok(());
         }
-        let check = self
+        // Results are looked for every `result_check_interval`; while none arrive the checks
+        // back off to ten times that (results of a trial's tasks come together, so the first of
+        // them waits, the others do not).
+        let base = self
             .config
             .result_check_interval
             .min(self.config.poll_interval);
+        let quiet = (base * CHECK_BACKOFF).min(self.config.poll_interval);
+        let mut check = base;
         let mut last_poll = Instant::now();
         let mut state_errors = 0u32;
         loop {
@@ -491,9 +512,15 @@ impl TrialRun {
                 return Ok(());
             }
             tokio::time::sleep(check).await;
+            let delivered = self.delivered;
             if self.deliver_or_stop(sink).await? {
                 return Ok(());
             }
+            check = if self.delivered > delivered {
+                base
+            } else {
+                (check * 2).min(quiet)
+            };
             let mut failures = Vec::new();
             if last_poll.elapsed() >= self.config.poll_interval {
                 let mine: BTreeSet<JobId> = self.submitted().map(|(_, t, _)| t.job).collect();
@@ -507,11 +534,25 @@ impl TrialRun {
                         Ok(snap) => {
                             state_errors = 0;
                             last_poll = Instant::now();
-                            // Results written before a task left the queue are visible now.
+                            // Results written before a task left the queue are visible now
+                            // (listed whatever the directory's time says: a task the answer
+                            // shows ended must not be taken for one without a result).
+                            let looked: Vec<Looked<'_>> = self
+                                .submitted()
+                                .map(|(c, t, _)| (c, t, snap.get(t.job, t.task)))
+                                .collect();
+                            let ended = looked
+                                .iter()
+                                .any(|(_, _, s)| !s.is_some_and(|s| s.state.is_active()));
+                            if ended {
+                                self.watch.invalidate();
+                            }
                             if self.deliver_or_stop(sink).await? {
                                 return Ok(());
                             }
-                            failures.extend(self.failures_from(&snap).await);
+                            if ended {
+                                failures.extend(self.failures_from(&looked).await);
+                            }
                         }
                         Err(e) => {
                             state_errors += 1;
@@ -529,10 +570,13 @@ impl TrialRun {
                 }
             }
             failures.extend(self.timeouts());
+            let settled = self.delivered > delivered || !failures.is_empty();
             if !failures.is_empty() {
                 self.handle_failures(failures).await?;
             }
-            self.release_finished_jobs();
+            if settled {
+                self.release_finished_jobs();
+            }
         }
     }
 
@@ -612,6 +656,9 @@ impl TrialRun {
     /// [`Delivery::Stop`].
     fn deliver_stored(&mut self, sink: &dyn ChunkSink) -> Result<Delivery, ExecError> {
         let dir = self.files.chunks_dir();
+        if !self.watch.must_list(&dir, self.config.poll_interval) {
+            return Ok(Delivery::Continue);
+        }
         let present: BTreeSet<String> = match std::fs::read_dir(&dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok())
@@ -633,6 +680,7 @@ impl TrialRun {
             };
             let delivery = sink.chunk_done(self.job.trial, c, result)?;
             self.settle(c, SlotState::Done);
+            self.delivered += 1;
             if delivery == Delivery::Stop {
                 return Ok(Delivery::Stop);
             }
@@ -651,24 +699,41 @@ impl TrialRun {
     }
 
     /// Failed, vanished or result-less finished tasks, according to `snap`.
-    async fn failures_from(&mut self, snap: &Snapshot) -> Vec<ChunkFailure> {
+    async fn failures_from(&mut self, looked: &[Looked<'_>]) -> Vec<ChunkFailure> {
         let mut out = Vec::new();
-        let subs: Vec<(ChunkIndex, TaskRef)> = self.submitted().map(|(c, t, _)| (c, t)).collect();
-        for (c, t) in subs {
-            let (state, detail) = match snap.get(t.job, t.task) {
+        // Only tasks still submitted (a result delivered since the answer settles its task).
+        let subs: Vec<(ChunkIndex, TaskRef, Option<&TaskStatus>)> = looked
+            .iter()
+            .filter(|(c, t, _)| {
+                matches!(self.slots.get(c).map(|s| &s.state),
+                    Some(SlotState::Submitted { task, .. }) if task == t)
+            })
+            .copied()
+            .collect();
+        // Tasks that left the queue without a result: one accounting call for all of them.
+        let vanished: BTreeSet<JobId> = subs
+            .iter()
+            .filter(|(_, _, s)| s.is_none())
+            .map(|(_, t, _)| t.job)
+            .collect();
+        let accounted: HashMap<(JobId, Option<u64>), TaskStatus> = if vanished.is_empty() {
+            HashMap::new()
+        } else {
+            let jobs: Vec<JobId> = vanished.into_iter().collect();
+            match self.client.final_states(&jobs).await {
+                Ok(Some(list)) => list.into_iter().map(|s| ((s.job, s.task), s)).collect(),
+                _ => HashMap::new(),
+            }
+        };
+        for (c, t, listed) in subs {
+            let (state, detail) = match listed {
                 Some(s) if s.state.is_active() => continue,
                 Some(s) => (Some(s.state.clone()), s.detail.clone()),
-                None => {
-                    let last = match self.client.final_states(&[t.job]).await {
-                        Ok(Some(list)) => list.into_iter().find(|s| s.task == t.task),
-                        _ => None,
-                    };
-                    match last {
-                        Some(s) if s.state.is_active() => continue,
-                        Some(s) => (Some(s.state), s.detail),
-                        None => (None, None),
-                    }
-                }
+                None => match accounted.get(&(t.job, t.task)) {
+                    Some(s) if s.state.is_active() => continue,
+                    Some(s) => (Some(s.state.clone()), s.detail.clone()),
+                    None => (None, None),
+                },
             };
             let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
             let (kind, label, what) = match state {
@@ -729,12 +794,21 @@ impl TrialRun {
     /// Tasks past the attempt timeout (from submission: queue time counts).
     fn timeouts(&self) -> Vec<ChunkFailure> {
         let limit = self.config.attempt_timeout;
+        let now = Instant::now();
+        let expired: Vec<(ChunkIndex, TaskRef)> = self
+            .submitted()
+            .filter(|(_, _, since)| now.duration_since(*since) >= limit)
+            .map(|(c, t, _)| (c, t))
+            .collect();
+        if expired.is_empty() {
+            return Vec::new();
+        }
         let what = format!(
             "did not finish within the attempt timeout of {limit:?} (queue time counts); cancelled"
         );
-        self.submitted()
-            .filter(|(_, _, since)| since.elapsed() >= limit)
-            .map(|(c, t, _)| self.describe_failure(c, t, FailureKind::AttemptTimeout, None, &what))
+        expired
+            .into_iter()
+            .map(|(c, t)| self.describe_failure(c, t, FailureKind::AttemptTimeout, None, &what))
             .collect()
     }
 

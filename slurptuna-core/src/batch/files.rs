@@ -15,6 +15,7 @@
 //! file is written through [`crate::fs::write_atomic`].
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -263,6 +264,54 @@ pub(crate) fn task_key(task: &TaskFile) -> String {
     crate::fingerprint_hex(serde_json::to_string(task).unwrap_or_default().as_bytes())
 }
 
+/// When a trial's chunk directory must be listed again to find new results, so that a check
+/// costs one `stat` of the directory, not a listing (nor a `stat` per task): results are
+/// renamed into the directory, which changes its modification time.
+///
+/// The directory is listed when its modification time differs from the one seen before the
+/// last listing; when that listing came less than [`ChunkDirWatch::RESOLUTION`] after that
+/// time (a result added within the file system's timestamp resolution would not change it);
+/// and at least once per `relist` interval whatever the times say (directory times on network
+/// file systems lag behind, and clocks of file server and controller differ).
+#[derive(Debug, Default)]
+pub(crate) struct ChunkDirWatch {
+    /// The directory's modification time before the last listing, the wall-clock time and the
+    /// (scheduler-clock) instant of that listing.
+    last: Option<(SystemTime, SystemTime, tokio::time::Instant)>,
+}
+
+impl ChunkDirWatch {
+    /// Coarsest directory timestamp resolution assumed (ext3 and some network file systems:
+    /// one second).
+    pub(crate) const RESOLUTION: Duration = Duration::from_secs(1);
+
+    /// True when `dir` must be listed now; the caller lists it right after (a result added
+    /// during the listing changes the time again, so it is found by the next check).
+    pub(crate) fn must_list(&mut self, dir: &Path, relist: Duration) -> bool {
+        let Ok(mtime) = std::fs::metadata(dir).and_then(|m| m.modified()) else {
+            self.last = None;
+            return true;
+        };
+        let now = SystemTime::now();
+        let fresh = tokio::time::Instant::now();
+        let unchanged = self.last.is_some_and(|(seen, listed_at, listed)| {
+            seen == mtime
+                && listed_at >= mtime + Self::RESOLUTION
+                && fresh.duration_since(listed) < relist
+        });
+        if unchanged {
+            return false;
+        }
+        self.last = Some((mtime, now, fresh));
+        true
+    }
+
+    /// The next [`ChunkDirWatch::must_list`] says yes.
+    pub(crate) fn invalidate(&mut self) {
+        self.last = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +333,34 @@ mod tests {
     const V1_TASK: &str = r#"{"format":1,"loss_name":"bowl","entry_id":null,"trial":2,"params":{"k":2,"x":0.3001283809047114,"y":0.3775449188664195},"layout":{"seeds":{"kind":"range","start":0,"count":6},"chunk_size":3},"keep_seed_values":false,"worker_parallelism":1,"chunks_dir":"/tmp/fixture-dist/legacy-dist/trials/trial_00002/chunks"}"#;
     const V1_JOBS: &str = r#"{"jobs":[{"job":5,"offset":0,"chunks":[0,1],"task_key":"9eccbb598d60a103"}],"pending":[]}"#;
     const V1_CHUNK: &str = r#"{"format":1,"chunk":0,"key":"763fb06e50cb06f8","result":{"stats":{"n":3,"mean":0.060486279603804566,"m2":2.0000000000000037e-6}}}"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_chunk_dir_is_listed_when_it_changed_or_once_per_relist_interval() {
+        let d = tempfile::tempdir().unwrap();
+        let relist = Duration::from_secs(15);
+        let mut w = ChunkDirWatch::default();
+        assert!(w.must_list(&d.path().join("none"), relist), "missing: list");
+        assert!(w.must_list(d.path(), relist), "first look");
+        // Listed within the timestamp resolution of the last change: list again.
+        assert!(w.must_list(d.path(), relist));
+        // Pretend the last listing came long after the change: now a check is one stat.
+        let (m, _, at) = w.last.unwrap();
+        w.last = Some((m, m + Duration::from_secs(5), at));
+        assert!(!w.must_list(d.path(), relist));
+        std::fs::write(d.path().join("chunk_00000.json"), b"{}").unwrap();
+        let m2 = std::fs::metadata(d.path()).unwrap().modified().unwrap();
+        if m2 != m {
+            assert!(
+                w.must_list(d.path(), relist),
+                "a new result changes the time"
+            );
+        }
+        let (m, _, at) = w.last.unwrap();
+        w.last = Some((m, m + Duration::from_secs(5), at));
+        assert!(!w.must_list(d.path(), relist));
+        tokio::time::advance(relist).await;
+        assert!(w.must_list(d.path(), relist), "relisted once per interval");
+    }
 
     #[test]
     fn files_of_the_previous_release_read_and_keep_their_keys() {

@@ -9,7 +9,9 @@
 //!   chunk of seeds; one state poll per interval for every live job of every trial and entry
 //!   ([`BatchConfig::poll_interval`]); a global cap on running tasks; arrays split at the
 //!   scheduler's maximum array size with a chunk offset; stored chunk results delivered instead
-//!   of recomputed; dropped evaluations and [`crate::Executor::shutdown`] cancel their jobs
+//!   of recomputed; results found with one `stat` of each trial's chunk directory per check
+//!   (listed only when it changed, and checks back off to [`CHECK_BACKOFF`] times the interval
+//!   while nothing arrives); dropped evaluations and [`crate::Executor::shutdown`] cancel their jobs
 //!   unless they are kept for a resume.
 //! - Submission records: every array is recorded in the trial directory's `jobs.json` **before**
 //!   it is submitted, under a job name unique to it, and with its id after, so a resumed
@@ -90,6 +92,9 @@ pub use client::{
     TaskStatus, DEFAULT_MAX_ARRAY_SIZE,
 };
 pub use config::BatchConfig;
-pub use executor::{scratch_trial_dir, BatchExecutor, MAX_STATE_ERRORS};
+pub use executor::{scratch_trial_dir, BatchExecutor, CHECK_BACKOFF, MAX_STATE_ERRORS};
 pub use policy::{RetryDecision, RetryPolicy};
-pub use worker::{is_batch_worker, run_batch_worker, CHUNK_OFFSET_ENV, TASK_FILE_ENV};
+pub use worker::{
+    is_batch_worker, run_batch_worker, run_batch_worker_with, task_layout, CHUNK_OFFSET_ENV,
+    TASK_FILE_ENV,
+};

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -17,7 +17,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Snapshot {
     taken: Instant,
     queried: BTreeSet<JobId>,
-    tasks: HashMap<(JobId, Option<u64>), TaskStatus>,
+    tasks: rustc_hash::FxHashMap<(JobId, Option<u64>), TaskStatus>,
 }
 
 impl Snapshot {

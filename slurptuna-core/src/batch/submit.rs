@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::batch::client::{ArraySubmission, ClientError, ClientErrorKind, JobId, TaskRef};
-use crate::batch::executor::TrialRun;
+use crate::batch::executor::{SlotState, TrialRun};
 use crate::batch::files::{
     failure_path, read_json, write_json, JobRecord, JobsFile, PendingRecord,
 };
@@ -27,6 +28,10 @@ use crate::trial::ChunkIndex;
 const MAX_SUBMIT_BACKOFF: Duration = Duration::from_secs(60);
 /// Transient submission failures retried per array.
 const TRANSIENT_SUBMIT_RETRIES: u32 = 2;
+
+/// Retries of the lookup by name that decides whether a submission whose answer was lost
+/// exists (an unanswered lookup never leads to a second submission).
+const FIND_RETRIES: u32 = 5;
 
 /// 12 hex digits that differ between submissions (of this process and of others): the end of
 /// a job name that must name one submission only.
@@ -89,6 +94,13 @@ impl TrialRun {
     /// as one array (split at the maximum array size, with an offset). After a refusal for the
     /// scheduler's limits nothing is submitted until the executor's pause has passed.
     pub(super) async fn submit_waiting(&mut self) -> Result<(), ExecError> {
+        if !self
+            .slots
+            .values()
+            .any(|s| matches!(s.state, SlotState::Waiting))
+        {
+            return Ok(());
+        }
         let waiting = self.waiting();
         if waiting.is_empty() {
             return Ok(());
@@ -169,6 +181,28 @@ impl TrialRun {
             .await
         {
             tracing::warn!("{}: asking for task states failed: {e}", self.client.name());
+        }
+    }
+
+    /// The job submitted under `name`, asking until the scheduler answers (a few tries, with
+    /// backoff): `None` when it knows no such job.
+    async fn find_submitted(&self, name: &str) -> Result<Option<JobId>, ClientError> {
+        let mut backoff = Duration::from_secs(1);
+        let mut tries = 0;
+        loop {
+            match self.client.find(name).await {
+                Ok(found) => return Ok(found.iter().min().copied()),
+                Err(e) if tries < FIND_RETRIES => {
+                    tries += 1;
+                    tracing::warn!(
+                        "trial {}: asking whether {name} was submitted failed ({e}); asking again in {backoff:?}",
+                        self.job.trial
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_SUBMIT_BACKOFF);
         }
     }
 
@@ -308,7 +342,11 @@ impl TrialRun {
                     );
                 }
                 Err(e) => {
-                    self.forget_pending(&name);
+                    // After transient errors the array may exist: a resumed controller finds
+                    // it by the name kept in the pending record.
+                    if e.kind != ClientErrorKind::Transient {
+                        self.forget_pending(&name);
+                    }
                     return Err(self.fatal(e));
                 }
             }
@@ -318,6 +356,23 @@ impl TrialRun {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_SUBMIT_BACKOFF);
+            // The failed call may have reached the scheduler before its answer was lost (a
+            // socket timeout): an array under this submission's name is this submission, and
+            // submitting again would run its chunks twice. So it is submitted again only once
+            // the scheduler has said it knows no such array.
+            match self.find_submitted(&name).await {
+                Ok(Some(job)) => {
+                    tracing::info!(
+                        "trial {}: the submission that seemed to fail was accepted as job {job}",
+                        self.job.trial
+                    );
+                    break job;
+                }
+                Ok(None) => {}
+                // Unknown whether it exists: stop; the pending record lets a resumed
+                // controller find it by its name.
+                Err(e) => return Err(self.fatal(e)),
+            }
         };
         self.refused_since = None;
         *lock(&self.shared.refused) = None;

@@ -42,6 +42,26 @@ pub fn run_batch_worker() -> Result<(), CoreError> {
     run_worker(&|name| std::env::var_os(name), std::env::args().collect())
 }
 
+/// [`run_batch_worker`] with the environment given by `env` instead of the process's: for a
+/// scheduler that runs array tasks inside the controller's process (a simulated cluster, as in
+/// `cargo xtask bench scale`) and for tests. `env` answers [`TASK_FILE_ENV`], the task-index
+/// variable the task file names, and [`CHUNK_OFFSET_ENV`].
+pub fn run_batch_worker_with(env: &dyn Fn(&str) -> Option<OsString>) -> Result<(), CoreError> {
+    run_worker(env, Vec::new())
+}
+
+/// The seed layout of the trial whose task file is `task_file` (which seeds each chunk holds):
+/// what a simulated scheduler needs to know how long a task computes.
+pub fn task_layout(task_file: &std::path::Path) -> Result<crate::SeedLayout, CoreError> {
+    let task: TaskFile = read_json(task_file, "task file")?.ok_or_else(|| {
+        worker_error(format!(
+            "the task file {} does not exist",
+            task_file.display()
+        ))
+    })?;
+    Ok(task.layout)
+}
+
 fn worker_error(reason: impl Into<String>) -> CoreError {
     CoreError::Worker {
         reason: reason.into(),
