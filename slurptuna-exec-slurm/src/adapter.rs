@@ -21,11 +21,116 @@ pub const SLURM_TASK_INDEX_ENV: &str = "SLURM_ARRAY_TASK_ID";
 /// ([`SubmitRequest`]), Slurm states
 /// become [`TaskState`]s ([`task_state`]) and [`SlurmError`]s become [`ClientError`]s of the
 /// right kind (`SubmitLimit` backs off, `Failed` and `Parse` are transient, the rest fatal).
+///
+/// Every call waits its turn at a shared pace ([`SlurmOptions::slurm_rpc_per_second`], bursts of
+/// [`RPC_BURST`]), so that however many trials and entries run, the controller stays within
+/// what slurmctld's rate limit and its administrators allow.
 #[derive(Clone)]
 pub struct SlurmBatchClient {
     client: Arc<dyn SlurmClient>,
     options: Arc<SlurmOptions>,
     resources: TaskResources,
+    pace: Arc<Pace>,
+    requeues: Arc<Requeues>,
+}
+
+/// Requeues of live tasks, seen as a task `squeue` listed running and then pending again
+/// (`REQUEUED`, `PENDING`): a preemption, a node failure or `scontrol requeue`.
+#[derive(Debug, Default)]
+struct Requeues {
+    /// The tracked tasks, and the number of the last answer.
+    seen: std::sync::Mutex<(rustc_hash::FxHashMap<TaskRef, Tracked>, u64)>,
+}
+
+/// A task that ran: whether it was last seen running, how often it was requeued, and the
+/// answer it was last listed in.
+type Tracked = (bool, u32, u64);
+
+impl Requeues {
+    /// Counts requeues in `statuses` (one `squeue` answer) and forgets tasks that ended or that
+    /// it does not list. Returns the tasks requeued more than `cap` times, with their count.
+    fn observe(&self, statuses: &[SlurmTaskStatus], cap: u32) -> Vec<(TaskRef, u32)> {
+        let mut guard = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, answer) = &mut *guard;
+        *answer += 1;
+        let answer = *answer;
+        let mut over = Vec::new();
+        for st in statuses {
+            let t = TaskRef {
+                job: st.job,
+                task: st.task,
+            };
+            if !st.state.is_active() {
+                continue;
+            }
+            let running = matches!(st.state, JobState::Running | JobState::Completing);
+            let back = matches!(st.state, JobState::Pending | JobState::Requeued);
+            // Only tasks that ran are tracked (a pending task never seen running is not).
+            let entry = match seen.get_mut(&t) {
+                Some(e) => e,
+                None if running => seen.entry(t).or_insert((false, 0, answer)),
+                None => continue,
+            };
+            entry.2 = answer;
+            if entry.0 && back {
+                entry.1 += 1;
+                tracing::warn!(
+                    "slurm: task {t} was requeued (preempted, its node failed, or scontrol requeue): \
+                     its chunk runs again from the start ({} of at most {cap} requeues)",
+                    entry.1
+                );
+                if entry.1 > cap {
+                    over.push((t, entry.1));
+                }
+            }
+            entry.0 = running;
+        }
+        seen.retain(|_, e| e.2 == answer);
+        over
+    }
+}
+
+/// How many calls to Slurm may go at once before [`SlurmOptions::slurm_rpc_per_second`] spaces
+/// them.
+pub const RPC_BURST: f64 = 10.0;
+
+/// A token bucket in tokio's clock: [`RPC_BURST`] tokens, refilled at the configured rate.
+#[derive(Debug)]
+struct Pace {
+    per_second: f64,
+    /// Tokens left, as of the instant.
+    bucket: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+}
+
+impl Pace {
+    fn new(per_second: f64) -> Self {
+        let per_second = if per_second.is_finite() && per_second > 0.0 {
+            per_second
+        } else {
+            1.0
+        };
+        Pace {
+            per_second,
+            bucket: tokio::sync::Mutex::new((RPC_BURST, tokio::time::Instant::now())),
+        }
+    }
+
+    /// Waits until a call may go (callers queue in order: the lock is fair).
+    async fn turn(&self) {
+        let mut b = self.bucket.lock().await;
+        let refill = |b: &mut (f64, tokio::time::Instant), rate: f64| {
+            let now = tokio::time::Instant::now();
+            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(RPC_BURST);
+            b.1 = now;
+        };
+        refill(&mut b, self.per_second);
+        if b.0 < 1.0 {
+            let wait = std::time::Duration::from_secs_f64((1.0 - b.0) / self.per_second);
+            tokio::time::sleep(wait).await;
+            refill(&mut b, self.per_second);
+        }
+        b.0 -= 1.0;
+    }
 }
 
 impl std::fmt::Debug for SlurmBatchClient {
@@ -45,6 +150,8 @@ impl SlurmBatchClient {
         resources: TaskResources,
     ) -> Self {
         Self {
+            pace: Arc::new(Pace::new(options.slurm_rpc_per_second)),
+            requeues: Arc::default(),
             client,
             options,
             resources,
@@ -129,6 +236,7 @@ impl BatchClient for SlurmBatchClient {
     }
 
     async fn submit(&self, sub: &ArraySubmission) -> Result<JobId, ClientError> {
+        self.pace.turn().await;
         let req = SubmitRequest {
             submission: sub.clone(),
             resources: self.resources.clone(),
@@ -138,26 +246,56 @@ impl BatchClient for SlurmBatchClient {
     }
 
     async fn states(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, ClientError> {
-        Ok(statuses(self.client.queue(jobs).await?))
+        self.pace.turn().await;
+        let mut answer = self.client.queue(jobs).await?;
+        let cap = self.options.slurm_max_requeues;
+        let over = self.requeues.observe(&answer, cap);
+        if !over.is_empty() {
+            // Looping for ever is worse than failing: the task is cancelled and its chunk fails
+            // with the reason (retried as a failed attempt, if attempts remain).
+            let targets: Vec<TaskRef> = over.iter().map(|(t, _)| *t).collect();
+            self.pace.turn().await;
+            if let Err(e) = self.client.cancel(&targets).await {
+                tracing::warn!("slurm: cancelling tasks requeued too often failed: {e}");
+            }
+            for st in &mut answer {
+                if let Some((_, n)) = over
+                    .iter()
+                    .find(|(t, _)| t.job == st.job && t.task == st.task)
+                {
+                    st.state = JobState::Other("REQUEUE_LIMIT".into());
+                    st.detail = Some(format!(
+                        "requeued {n} times, more than slurm_max_requeues = {cap}: preempted or \
+                         its node failed each time; cancelled"
+                    ));
+                }
+            }
+        }
+        Ok(statuses(answer))
     }
 
     async fn final_states(&self, jobs: &[JobId]) -> Result<Option<Vec<TaskStatus>>, ClientError> {
+        self.pace.turn().await;
         Ok(self.client.accounting(jobs).await?.map(statuses))
     }
 
     async fn cancel(&self, targets: &[TaskRef]) -> Result<(), ClientError> {
+        self.pace.turn().await;
         Ok(self.client.cancel(targets).await?)
     }
 
     async fn find(&self, name: &str) -> Result<Vec<JobId>, ClientError> {
+        self.pace.turn().await;
         Ok(self.client.find(name).await?)
     }
 
     async fn max_array_size(&self) -> Result<u64, ClientError> {
+        self.pace.turn().await;
         Ok(self.client.max_array_size().await?)
     }
 
     async fn check_submission(&self, sub: &ArraySubmission) -> Result<(), ClientError> {
+        self.pace.turn().await;
         let req = SubmitRequest {
             submission: sub.clone(),
             resources: self.resources.clone(),
@@ -167,6 +305,7 @@ impl BatchClient for SlurmBatchClient {
     }
 
     async fn queue_limit(&self) -> Result<Option<u64>, ClientError> {
+        self.pace.turn().await;
         let limits = self
             .client
             .submit_limits(
@@ -306,6 +445,69 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn requeues_are_counted_and_a_task_requeued_too_often_is_cancelled_and_fails() {
+        let states = std::sync::Mutex::new(
+            [
+                JobState::Pending,
+                JobState::Running,
+                JobState::Requeued,
+                JobState::Running,
+                JobState::Running,
+                JobState::Pending,
+            ]
+            .into_iter()
+            .collect::<std::collections::VecDeque<_>>(),
+        );
+        let mut mock = MockSlurmClient::new();
+        mock.expect_queue().returning(move |_| {
+            let state = states.lock().unwrap().pop_front().unwrap();
+            Ok(vec![SlurmTaskStatus {
+                job: JobId(7),
+                task: Some(1),
+                state,
+                detail: None,
+            }])
+        });
+        mock.expect_cancel()
+            .times(1)
+            .withf(|t| {
+                t == [TaskRef {
+                    job: JobId(7),
+                    task: Some(1),
+                }]
+            })
+            .returning(|_| Ok(()));
+        let opts = Arc::new(SlurmOptions {
+            slurm_max_requeues: 1,
+            slurm_rpc_per_second: 1000.0,
+            ..Default::default()
+        });
+        let c = SlurmBatchClient::new(
+            Arc::new(mock),
+            opts,
+            slurptuna_core::DistributedOptions::seed_defaults().resources,
+        );
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            seen.push(c.states(&[JobId(7)]).await.unwrap().remove(0));
+        }
+        // Pending → running → requeued (1, within the cap) → running → running → pending (2).
+        assert!(seen[..5].iter().all(|s| s.state == TaskState::Active));
+        assert_eq!(
+            seen[5].state,
+            TaskState::Ended {
+                kind: FailureKind::Scheduler,
+                label: "REQUEUE_LIMIT".into()
+            }
+        );
+        let why = seen[5].detail.as_deref().unwrap();
+        assert!(
+            why.contains("requeued 2 times") && why.contains("slurm_max_requeues"),
+            "{why}"
+        );
     }
 
     #[tokio::test]

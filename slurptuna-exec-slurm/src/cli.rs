@@ -389,6 +389,11 @@ pub fn sbatch_argv(req: &SubmitRequest) -> Vec<OsString> {
     // `MemorySize` displays in the largest exact unit with Slurm's suffixes (`2G`, `1536M`).
     a.push(flag("--mem-per-cpu", res.mem_per_cpu.to_string()));
     a.push(flag("--time", slurm_time(res.time_limit)));
+    a.push(if opts.slurm_requeue {
+        "--requeue".into()
+    } else {
+        "--no-requeue".into()
+    });
     for (name, v) in [
         ("--qos", &res.qos),
         ("--account", &opts.slurm_account),
@@ -828,6 +833,7 @@ mod tests {
                 "--cpus-per-task=4",
                 "--mem-per-cpu=500M",
                 "--time=0-03:01:01",
+                "--requeue",
                 "/runs/r%1/trials/trial_00003/chunk_task.sh",
                 "/runs/r%1/trials/trial_00003/task.json",
                 "/bin/prog",
@@ -860,7 +866,8 @@ mod tests {
         };
         let a = strs(&sbatch_argv(&r));
         assert_eq!(a[1], "--array=0-3,7%4");
-        let opts: Vec<&str> = a[9..17].iter().map(String::as_str).collect();
+        assert_eq!(a[9], "--requeue");
+        let opts: Vec<&str> = a[10..18].iter().map(String::as_str).collect();
         assert_eq!(
             opts,
             vec![
@@ -874,7 +881,7 @@ mod tests {
                 "--nice=5",
             ]
         );
-        assert_eq!(a[17], "/runs/r%1/trials/trial_00003/chunk_task.sh");
+        assert_eq!(a[18], "/runs/r%1/trials/trial_00003/chunk_task.sh");
     }
 
     /// The value of `--name=` in `argv`, if the flag is there.
@@ -896,6 +903,15 @@ mod tests {
         assert_eq!(value_of(&a, "--mem-per-cpu").as_deref(), Some("2G"));
         assert_eq!(value_of(&a, "--time").as_deref(), Some("0-02:00:00"));
         assert_eq!(value_of(&a, "--qos").as_deref(), Some("short"));
+        assert!(a.contains(&"--requeue".to_string()), "{a:?}");
+        let no = strs(&sbatch_argv(&SubmitRequest {
+            options: Arc::new(SlurmOptions {
+                slurm_requeue: false,
+                ..Default::default()
+            }),
+            ..req()
+        }));
+        assert!(no.contains(&"--no-requeue".to_string()) && !no.contains(&"--requeue".to_string()));
         // Memory in the largest exact unit Slurm knows.
         for (mem, want) in [
             (MemorySize::from_megabytes(1536), "1536M"),

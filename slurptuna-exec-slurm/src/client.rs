@@ -110,7 +110,7 @@ impl JobState {
                 | JobState::Preempted
                 | JobState::BootFail
                 | JobState::Deadline
-        ) || matches!(self, JobState::Other(s) if s == "REVOKED" || s == "SPECIAL_EXIT")
+        ) || matches!(self, JobState::Other(s) if s == "REVOKED" || s == "SPECIAL_EXIT" || s == "REQUEUE_LIMIT")
     }
 
     /// True while the task is queued or running (it may still write a result).

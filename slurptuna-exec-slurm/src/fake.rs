@@ -23,6 +23,8 @@ pub enum FakeSubmitError {
     InvalidQos,
     /// `sbatch` not found.
     Spawn,
+    /// The array is accepted, but the answer is lost: `sbatch` fails with a socket timeout.
+    LostAnswer,
 }
 
 /// One call the fake received, in order.
@@ -496,6 +498,8 @@ impl SlurmClient for FakeSlurm {
             let mut g = lock(&self.inner);
             let argv = sbatch_argv(req);
             let refusal = g.refusals.pop_front();
+            let lost = refusal == Some(FakeSubmitError::LostAnswer);
+            let refusal = refusal.filter(|_| !lost);
             let sub = &req.submission;
             let too_big = sub.array.iter().any(|&t| t >= g.max_array_size);
             let live = g.live_count();
@@ -511,6 +515,7 @@ impl SlurmClient for FakeSlurm {
                     stderr: "sbatch: error: Batch job submission failed: Invalid qos specification"
                         .into(),
                 }),
+                Some(FakeSubmitError::LostAnswer) => unreachable!("filtered above"),
                 Some(FakeSubmitError::Spawn) => Err(SlurmError::Spawn {
                     program: "sbatch".into(),
                     source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
@@ -561,6 +566,18 @@ impl SlurmClient for FakeSlurm {
                 argv,
             });
             let hang = result.is_ok() && std::mem::take(&mut g.hang_next_submit);
+            let result = match result {
+                Ok(_) if lost => {
+                    use std::os::unix::process::ExitStatusExt;
+                    Err(SlurmError::Failed {
+                        argv: vec!["sbatch".into()],
+                        status: std::process::ExitStatus::from_raw(256),
+                        stdout: String::new(),
+                        stderr: "sbatch: error: Socket timed out on send/recv operation".into(),
+                    })
+                }
+                r => r,
+            };
             (result, hang)
         };
         let (result, hang) = result;

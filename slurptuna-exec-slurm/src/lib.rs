@@ -70,8 +70,9 @@ mod error;
 mod executor;
 mod fake;
 mod options;
+mod sim;
 
-pub use adapter::{task_state, SlurmBatchClient, SLURM_TASK_INDEX_ENV};
+pub use adapter::{task_state, SlurmBatchClient, RPC_BURST, SLURM_TASK_INDEX_ENV};
 pub use cli::{
     array_spec, parse_config_value, parse_job_ids, parse_max_array_size, parse_sacct, parse_sbatch,
     parse_squeue, parse_submit_limit, sacct_argv, sbatch_argv, sbatch_test_argv, scancel_argv,
@@ -82,5 +83,6 @@ pub use error::SlurmError;
 pub use executor::SlurmExecutor;
 pub use fake::{FakeCall, FakeSlurm, FakeSlurmHandle, FakeSubmitError};
 pub use options::SlurmOptions;
+pub use sim::{SimConfig, SimSlurm, SimStats};
 /// The batch layer's types that appear in this crate's API.
 pub use slurptuna_core::batch::{ArraySubmission, JobId, TaskRef};

@@ -62,6 +62,21 @@ pub struct SlurmOptions {
     /// How often the controller looks for finished chunk results in the trial directories (a
     /// file check between two `squeue`s). Default 200 ms.
     pub result_check_interval: Duration,
+    /// Most calls to Slurm (`sbatch`, `squeue`, `sacct`, `scancel`, `scontrol`) per second,
+    /// sustained, across every trial and entry of the executor; bursts of up to 10 calls go
+    /// at once. slurmctld limits each user's RPC rate (a bucket of 30, refilled at 2 per second
+    /// by default) and its administrators ask clients not to call in loops. Default 1.
+    pub slurm_rpc_per_second: f64,
+    /// `--requeue` (default `true`): a task preempted, or whose node failed, goes back to the
+    /// queue and runs its chunk again from the start; it is not a failed attempt (a chunk's
+    /// result is written whole at its end, so a task stopped midway publishes nothing).
+    /// `false` passes `--no-requeue`: such a task ends, and its chunk is retried as a failed
+    /// attempt.
+    pub slurm_requeue: bool,
+    /// Most requeues of one task (seen as a task `squeue` listed running, then pending again)
+    /// before it is cancelled and its chunk fails with the reason, instead of looping. Default 5
+    /// (Slurm's own `MaxBatchRequeue`).
+    pub slurm_max_requeues: u32,
 }
 
 impl Default for SlurmOptions {
@@ -77,6 +92,9 @@ impl Default for SlurmOptions {
             job_name_prefix: batch.job_name_prefix,
             scratch_dir: batch.scratch_dir,
             result_check_interval: batch.result_check_interval,
+            slurm_rpc_per_second: 1.0,
+            slurm_requeue: true,
+            slurm_max_requeues: 5,
         }
     }
 }
@@ -140,6 +158,15 @@ impl SlurmOptions {
                 ));
             }
         }
+        if !(self.slurm_rpc_per_second.is_finite() && self.slurm_rpc_per_second > 0.0) {
+            return Err(CoreError::option(
+                "slurm_rpc_per_second",
+                format!(
+                    "is {}: give a positive number of calls per second (default 1)",
+                    self.slurm_rpc_per_second
+                ),
+            ));
+        }
         // `result_check_interval`, `job_name_prefix` and `scratch_dir` follow the batch layer's
         // rules (one source): checked next to the seed's policy, which is valid, so an error can
         // only name one of them, under the same name as here.
@@ -187,6 +214,18 @@ impl Backend for SlurmOptions {
         }
         if !self.slurm_extra_args.is_empty() {
             m.insert("slurm_extra_args".into(), json!(self.slurm_extra_args));
+        }
+        if !self.slurm_requeue {
+            m.insert("slurm_requeue".into(), json!(false));
+        }
+        if self.slurm_max_requeues != SlurmOptions::default().slurm_max_requeues {
+            m.insert("slurm_max_requeues".into(), json!(self.slurm_max_requeues));
+        }
+        if self.slurm_rpc_per_second != SlurmOptions::default().slurm_rpc_per_second {
+            m.insert(
+                "slurm_rpc_per_second".into(),
+                json!(self.slurm_rpc_per_second),
+            );
         }
         m
     }
@@ -238,6 +277,9 @@ mod tests {
                 job_name_prefix: "slurptuna".into(),
                 scratch_dir: None,
                 result_check_interval: Duration::from_millis(200),
+                slurm_rpc_per_second: 1.0,
+                slurm_requeue: true,
+                slurm_max_requeues: 5,
             }
         );
         assert_eq!(
@@ -341,6 +383,20 @@ mod tests {
                 },
                 "result_check_interval",
             ),
+            (
+                SlurmOptions {
+                    slurm_rpc_per_second: 0.0,
+                    ..ok()
+                },
+                "slurm_rpc_per_second",
+            ),
+            (
+                SlurmOptions {
+                    slurm_rpc_per_second: f64::NAN,
+                    ..ok()
+                },
+                "slurm_rpc_per_second",
+            ),
         ];
         for (o, option) in cases {
             assert_eq!(option_of(&o), option, "{o:?}");
@@ -356,6 +412,9 @@ mod tests {
             job_name_prefix: "my.study_2-x".into(),
             scratch_dir: Some("/scratch".into()),
             result_check_interval: Duration::from_millis(1),
+            slurm_rpc_per_second: 50.0,
+            slurm_requeue: false,
+            slurm_max_requeues: 0,
         }
         .validate()
         .unwrap();

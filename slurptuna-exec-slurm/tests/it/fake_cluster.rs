@@ -660,6 +660,24 @@ async fn submit_limits_back_off_and_a_rejected_qos_is_fatal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_whose_answer_was_lost_is_found_by_name_not_submitted_twice() {
+    let (dir, exec, h) = setup(|_| {});
+    h.fail_next_submit(FakeSubmitError::LostAnswer);
+    let j = job("fx-quad", None, 0, 0.5, &spec16(), dir.path());
+    let sink = Collect::default();
+    within(60, exec.evaluate(j, &sink)).await.unwrap();
+    // sbatch "failed" but slurmctld had the array: it is adopted by its name, and its four
+    // chunks ran once.
+    assert_eq!(h.submissions().len(), 1, "{:?}", h.calls());
+    assert!(h
+        .calls()
+        .iter()
+        .any(|c| matches!(c, slurptuna_exec_slurm::FakeCall::Find(_))));
+    assert_eq!(sink.chunks(0).len(), 4);
+    assert_clean(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_values_are_kept_when_asked() {
     let (dir, exec, h) = setup_with(|_| {}, 3);
     let mut j = job("fx-quad", None, 0, 0.5, &spec16(), dir.path());

@@ -61,6 +61,8 @@ pub(crate) fn options() -> TestOptions {
     TestOptions {
         slurm: SlurmOptions {
             result_check_interval: Duration::from_millis(50),
+            // As often as the fast polls ask: the fake and the local cluster limit no rate.
+            slurm_rpc_per_second: 50.0,
             ..Default::default()
         },
         distributed: DistributedOptions {
