@@ -162,6 +162,17 @@ impl StudyFile {
         }
     }
 
+    /// The run directory the study runs in (and resumes): `run_root` joined with `run_name`,
+    /// or with `run_name_prefix` for a study with `[entries]` (the folder of the entries' runs).
+    pub fn run_dir(&self) -> PathBuf {
+        match &self.plan {
+            Plan::Run(o) => o.run_root.join(o.run_name.as_deref().unwrap_or_default()),
+            Plan::Entries { opts, .. } => opts
+                .run_root
+                .join(opts.run_name_prefix.as_deref().unwrap_or_default()),
+        }
+    }
+
     /// The entry ids and the options of `optimize_entries`, for a study with `[entries]`.
     pub fn entries(&self) -> Option<(&[String], &EntriesOptions)> {
         match &self.plan {

@@ -38,6 +38,9 @@ slurm_fields!(
     job_name_prefix,
     scratch_dir,
     result_check_interval,
+    slurm_rpc_per_second,
+    slurm_requeue,
+    slurm_max_requeues,
 );
 
 /// `[slurm]` as Slurm options (the defaults for keys not given). Their rules are checked with

@@ -46,5 +46,8 @@ mod single;
 /// DISTRIBUTED mode; errors with file:line:column; `--set`, `--json`, resume.
 #[cfg(feature = "cli")]
 mod study;
+/// `slurptuna submit`: the controller as a Slurm job that requeues itself and resumes.
+#[cfg(all(feature = "cli", feature = "slurm"))]
+mod submit;
 /// Every invalid input is a typed error naming the option, with no run directory created.
 mod validation;

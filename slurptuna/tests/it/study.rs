@@ -598,6 +598,7 @@ const SMALL_DISTRIBUTED: &[&str] = &[
     "run.chunk_size=4",
     "run.worker_parallelism=1",
     "run.slurm_poll_seconds=0.3",
+    "slurm.slurm_rpc_per_second=20",
     "run.mem_per_cpu=\"200M\"",
     "run.worker_time_limit=120",
 ];

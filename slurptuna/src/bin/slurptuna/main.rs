@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 mod export;
 mod inspect;
 mod report;
+#[cfg(feature = "slurm")]
+mod submit;
 
 #[derive(Parser)]
 #[command(
@@ -64,7 +66,15 @@ enum Command {
         /// Print the result as one JSON object on stdout (progress goes to stderr).
         #[arg(long)]
         json: bool,
+        /// Set by `slurptuna submit`: this is the controller job; SIGUSR1 stops the run and
+        /// requeues the job.
+        #[arg(long, hide = true)]
+        controller_job: bool,
     },
+    /// Submit the controller of a study as a Slurm job of its own (prints its job id and run
+    /// dir, and exits); it requeues itself before its time limit and resumes.
+    #[cfg(feature = "slurm")]
+    Submit(submit::Args),
     /// Inspect runs: list, show, trials, best, watch, cancel.
     #[command(flatten)]
     Inspect(inspect::Command),
@@ -101,10 +111,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { study, set, json } => {
+        Command::Run {
+            study,
+            set,
+            json,
+            controller_job,
+        } => {
+            #[cfg(feature = "slurm")]
+            let requeue = match controller_job && !slurptuna::batch::is_batch_worker() {
+                true => Some(submit::arm_requeue()?),
+                false => None,
+            };
+            #[cfg(not(feature = "slurm"))]
+            if controller_job {
+                anyhow::bail!("--controller-job needs a build with the `slurm` feature");
+            }
             // In a worker process (a Slurm task, a pool worker) `run` evaluates its seeds and
             // exits: nothing below is reached and nothing is printed.
-            let outcome = slurptuna::StudyFile::load(&study, &set)?.run()?;
+            let outcome = slurptuna::StudyFile::load(&study, &set)?.run();
+            #[cfg(feature = "slurm")]
+            if let (Some(r), Err(slurptuna::Error::Interrupted { .. })) = (&requeue, &outcome) {
+                if r.load(std::sync::atomic::Ordering::SeqCst) {
+                    return submit::requeue_self();
+                }
+            }
+            let outcome = outcome?;
             if json {
                 println!("{}", outcome.to_json());
             } else {
@@ -114,6 +145,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect(c) => inspect::run(c)?,
         Command::Report(a) => report::run(a)?,
         Command::Export(a) => export::run(a)?,
+        #[cfg(feature = "slurm")]
+        Command::Submit(a) => submit::run(a)?,
     }
     Ok(())
 }
