@@ -3,7 +3,7 @@
 //! - `cargo xtask test` — the whole test suite (all features, then the library without default
 //!   features).
 //! - `cargo xtask ci` — fmt check, clippy and rustdoc `-D warnings`, then `test`.
-//! - `cargo xtask bench sampler|store|product|command|slurm|racing` — side-by-side benchmarks (not part of the tests).
+//! - `cargo xtask bench sampler|store|product|command|slurm|racing|scale` — side-by-side benchmarks (not part of the tests).
 //! - `cargo xtask slurm up [--accounting]|down|status` — a single-node Slurm cluster on this
 //!   machine (root); `--accounting` adds MariaDB and slurmdbd enforcing QoS and association limits.
 
@@ -11,6 +11,7 @@ mod bench_command;
 mod bench_product;
 mod bench_racing;
 mod bench_sampler;
+mod bench_scale;
 mod bench_slurm;
 mod bench_store;
 mod ci;
@@ -32,6 +33,7 @@ commands:
   bench product [args]    cost per trial through optimize_run vs rustuna and the Python original -> bench/results/product.md
   bench slurm [args]      per-trial overhead on the local Slurm vs the Python original -> bench/results/slurm.md
   bench racing [args]     seed racing vs racing off on simulated losses -> bench/results/racing.md
+  bench scale [args]      the controller against a simulated cluster in virtual time -> bench/results/scale.md
   slurm up [--accounting]|down|status
                           a single-node Slurm cluster on this machine (needs root); with
                           --accounting, MariaDB + slurmdbd enforcing QoS and submit limits";
@@ -61,6 +63,7 @@ fn run() -> Result<()> {
         (Some("bench"), Some("command")) => bench_command::run(rest(2)),
         (Some("bench"), Some("slurm")) => bench_slurm::run(rest(2)),
         (Some("bench"), Some("racing")) => bench_racing::run(rest(2)),
+        (Some("bench"), Some("scale")) => bench_scale::run(rest(2)),
         (Some("slurm"), Some(_)) => slurm::run(rest(1)),
         (Some("help" | "-h" | "--help"), _) | (None, _) => {
             println!("{USAGE}");
