@@ -39,6 +39,7 @@ enum Shape {
     },
 }
 
+#[derive(Clone)]
 struct Scenario {
     name: &'static str,
     what: &'static str,
@@ -51,6 +52,26 @@ struct Scenario {
 }
 
 fn scenarios() -> Vec<Scenario> {
+    let mut all = base_scenarios();
+    let limits = all
+        .iter()
+        .find(|s| s.name == "limits-10k-2k")
+        .cloned()
+        .expect("the limits scenario");
+    all.push(Scenario {
+        name: "limits-hidden",
+        what: "as limits-10k-2k, but the cluster reports neither limit: they are learned from \
+               refusals",
+        cluster: SimConfig {
+            report_limits: false,
+            ..limits.cluster.clone()
+        },
+        ..limits
+    });
+    all
+}
+
+fn base_scenarios() -> Vec<Scenario> {
     let faults = SimConfig {
         socket_timeout_rate: 0.01,
         preempt_rate: 0.005,
@@ -157,27 +178,6 @@ fn scenarios() -> Vec<Scenario> {
                 seed_cost: Duration::from_secs(75),
                 max_submit_jobs: Some(2_000),
                 ..faults.clone()
-            },
-        },
-        Scenario {
-            name: "limits-hidden",
-            what: "as limits-10k-2k, but the cluster reports neither limit: they are learned from \
-                   refusals",
-            shape: Shape::Entries {
-                entries: 100,
-                trials: 4,
-                concurrent: 4,
-            },
-            n_seeds: 1000,
-            chunk_size: 4,
-            cpus_per_task: 1,
-            worker_parallelism: 1,
-            cluster: SimConfig {
-                cpus: 2_000,
-                seed_cost: Duration::from_secs(75),
-                max_submit_jobs: Some(2_000),
-                report_limits: false,
-                ..faults
             },
         },
     ]

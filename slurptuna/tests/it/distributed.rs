@@ -7,35 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_success, cluster, fixture, present, run_with_timeout};
-
-/// Job ids of jobs whose working directory is under `dir` (what a test left behind).
-fn jobs_under(dir: &Path) -> Vec<String> {
-    let out = Command::new("squeue")
-        .args(["-h", "-o", "%i %Z"])
-        .output()
-        .expect("squeue");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains(&*dir.to_string_lossy()))
-        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
-        .collect()
-}
-
-fn assert_no_jobs_left(dir: &Path) {
-    let start = Instant::now();
-    loop {
-        let left = jobs_under(dir);
-        if left.is_empty() {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = Command::new("scancel").args(&left).status();
-            panic!("jobs left in the queue by this test: {left:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use crate::util::{
+    assert_no_jobs_left, assert_success, cluster, fixture, present, run_with_timeout,
+};
 
 fn study(root: &Path, name: &str, n: u64, loss: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(fixture("study"));

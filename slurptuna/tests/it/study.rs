@@ -17,7 +17,7 @@ use slurptuna::{
     StudyOutcome,
 };
 
-use crate::util::{cluster, run_with_timeout, trial_sequence};
+use crate::util::{assert_no_jobs_left, cluster, run_with_timeout, trial_sequence};
 
 /// True when `python3` runs; panics when it must (`CI=true`, `SLURPTUNA_TEST_PYTHON=1`).
 fn python() -> bool {
@@ -566,30 +566,6 @@ fn rerunning_the_same_study_resumes() {
 
 // ---------------------------------------------------------------------------------------------
 // DISTRIBUTED mode: each Slurm task runs `slurptuna run` itself.
-
-/// Fails (after cancelling them) if jobs started under `dir` are still queued.
-fn assert_no_jobs_left(dir: &Path) {
-    let start = Instant::now();
-    loop {
-        let out = Command::new("squeue")
-            .args(["-h", "-o", "%i %Z"])
-            .output()
-            .expect("squeue");
-        let left: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains(&*dir.to_string_lossy()))
-            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = Command::new("scancel").args(&left).status();
-            panic!("jobs left in the queue by this test: {left:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// Small DISTRIBUTED settings: 2 chunks of 4 seeds per trial, quick polls.
 const SMALL_DISTRIBUTED: &[&str] = &[

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_success, cluster, run_with_timeout};
+use crate::util::{assert_no_jobs_left, assert_success, cluster, run_with_timeout};
 
 /// A study whose awk loss takes 0.3 s per request and records every request it answers in
 /// `ledger.txt`, so that the test can count how often each seed ran.
@@ -193,14 +193,5 @@ fn real_submitted_controller_requeues_itself_and_every_seed_runs_once() {
     assert!(runs.values().all(|&n| n == 1), "{runs:?}");
 
     // Nothing left in the queue.
-    let out = Command::new("squeue")
-        .args(["-h", "-o", "%i %Z"])
-        .output()
-        .expect("squeue");
-    let left: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains(&*dir.to_string_lossy()))
-        .map(str::to_string)
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert_no_jobs_left(dir);
 }

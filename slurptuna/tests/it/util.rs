@@ -142,3 +142,34 @@ pub(crate) fn present(found: bool, what: &str, how: &str) -> bool {
     eprintln!("SKIPPED: {what} is missing ({how})");
     false
 }
+
+/// Job ids of jobs whose working directory is under `dir` (what a test left behind).
+#[allow(dead_code)] // not every feature set builds a Slurm test
+pub(crate) fn jobs_under(dir: &Path) -> Vec<String> {
+    let out = Command::new("squeue")
+        .args(["-h", "-o", "%i %Z"])
+        .output()
+        .expect("squeue");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&*dir.to_string_lossy()))
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Fails (after cancelling them) if jobs started under `dir` are still queued 20 s on.
+#[allow(dead_code)] // not every feature set builds a Slurm test
+pub(crate) fn assert_no_jobs_left(dir: &Path) {
+    let start = Instant::now();
+    loop {
+        let left = jobs_under(dir);
+        if left.is_empty() {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = Command::new("scancel").args(&left).status();
+            panic!("jobs left in the queue by this test: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
