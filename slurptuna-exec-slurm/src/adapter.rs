@@ -100,7 +100,20 @@ struct Pace {
     per_second: f64,
     /// Tokens left, as of the instant.
     bucket: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+    /// After a failed call (slurmctld refusing RPCs, a socket timeout): no call before the
+    /// instant, and the pause that led to it (doubled, with jitter, at each further failure).
+    backoff: std::sync::Mutex<Option<(tokio::time::Instant, std::time::Duration)>>,
+    /// The rate in force: halved at each failed call, grown back by a twentieth of the
+    /// configured rate at each success (a slurmctld stricter than the configured pace is met
+    /// at its own pace).
+    rate: std::sync::Mutex<f64>,
 }
+
+/// The first pause after a failed call to Slurm, and the longest.
+const RPC_BACKOFF: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(60),
+);
 
 impl Pace {
     fn new(per_second: f64) -> Self {
@@ -112,22 +125,67 @@ impl Pace {
         Pace {
             per_second,
             bucket: tokio::sync::Mutex::new((RPC_BURST, tokio::time::Instant::now())),
+            backoff: std::sync::Mutex::new(None),
+            rate: std::sync::Mutex::new(per_second),
         }
+    }
+
+    fn rate(&self) -> f64 {
+        *self.rate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `call` when its turn comes; a transient failure (a non-zero exit: a refused RPC, a
+    /// socket timeout) pauses every call for an exponentially growing, jittered while, a
+    /// success ends the pause.
+    async fn paced<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, SlurmError>>,
+    ) -> Result<T, SlurmError> {
+        self.turn().await;
+        let out = call.await;
+        let mut b = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        match &out {
+            Err(SlurmError::Failed { .. }) => {
+                *rate = (*rate / 2.0).max(self.per_second / 64.0);
+                let pause = b.map_or(RPC_BACKOFF.0, |(_, d)| (d * 2).min(RPC_BACKOFF.1));
+                // ±25%, from the clock's nanoseconds: callers that failed together spread out.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let jitter = 0.75 + 0.5 * f64::from(nanos % 1000) / 1000.0;
+                *b = Some((tokio::time::Instant::now() + pause.mul_f64(jitter), pause));
+            }
+            _ => {
+                *b = None;
+                *rate = (*rate + self.per_second / 20.0).min(self.per_second);
+            }
+        }
+        out
     }
 
     /// Waits until a call may go (callers queue in order: the lock is fair).
     async fn turn(&self) {
         let mut b = self.bucket.lock().await;
+        let until = self
+            .backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(until, _)| until);
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
         let refill = |b: &mut (f64, tokio::time::Instant), rate: f64| {
             let now = tokio::time::Instant::now();
             b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(RPC_BURST);
             b.1 = now;
         };
-        refill(&mut b, self.per_second);
+        let rate = self.rate();
+        refill(&mut b, rate);
         if b.0 < 1.0 {
-            let wait = std::time::Duration::from_secs_f64((1.0 - b.0) / self.per_second);
+            let wait = std::time::Duration::from_secs_f64((1.0 - b.0) / rate);
             tokio::time::sleep(wait).await;
-            refill(&mut b, self.per_second);
+            refill(&mut b, rate);
         }
         b.0 -= 1.0;
     }
@@ -236,26 +294,23 @@ impl BatchClient for SlurmBatchClient {
     }
 
     async fn submit(&self, sub: &ArraySubmission) -> Result<JobId, ClientError> {
-        self.pace.turn().await;
         let req = SubmitRequest {
             submission: sub.clone(),
             resources: self.resources.clone(),
             options: self.options.clone(),
         };
-        Ok(self.client.submit(&req).await?)
+        Ok(self.pace.paced(self.client.submit(&req)).await?)
     }
 
     async fn states(&self, jobs: &[JobId]) -> Result<Vec<TaskStatus>, ClientError> {
-        self.pace.turn().await;
-        let mut answer = self.client.queue(jobs).await?;
+        let mut answer = self.pace.paced(self.client.queue(jobs)).await?;
         let cap = self.options.slurm_max_requeues;
         let over = self.requeues.observe(&answer, cap);
         if !over.is_empty() {
             // Looping for ever is worse than failing: the task is cancelled and its chunk fails
             // with the reason (retried as a failed attempt, if attempts remain).
             let targets: Vec<TaskRef> = over.iter().map(|(t, _)| *t).collect();
-            self.pace.turn().await;
-            if let Err(e) = self.client.cancel(&targets).await {
+            if let Err(e) = self.pace.paced(self.client.cancel(&targets)).await {
                 tracing::warn!("slurm: cancelling tasks requeued too often failed: {e}");
             }
             for st in &mut answer {
@@ -275,43 +330,41 @@ impl BatchClient for SlurmBatchClient {
     }
 
     async fn final_states(&self, jobs: &[JobId]) -> Result<Option<Vec<TaskStatus>>, ClientError> {
-        self.pace.turn().await;
-        Ok(self.client.accounting(jobs).await?.map(statuses))
+        Ok(self
+            .pace
+            .paced(self.client.accounting(jobs))
+            .await?
+            .map(statuses))
     }
 
     async fn cancel(&self, targets: &[TaskRef]) -> Result<(), ClientError> {
-        self.pace.turn().await;
-        Ok(self.client.cancel(targets).await?)
+        Ok(self.pace.paced(self.client.cancel(targets)).await?)
     }
 
     async fn find(&self, name: &str) -> Result<Vec<JobId>, ClientError> {
-        self.pace.turn().await;
-        Ok(self.client.find(name).await?)
+        Ok(self.pace.paced(self.client.find(name)).await?)
     }
 
     async fn max_array_size(&self) -> Result<u64, ClientError> {
-        self.pace.turn().await;
-        Ok(self.client.max_array_size().await?)
+        Ok(self.pace.paced(self.client.max_array_size()).await?)
     }
 
     async fn check_submission(&self, sub: &ArraySubmission) -> Result<(), ClientError> {
-        self.pace.turn().await;
         let req = SubmitRequest {
             submission: sub.clone(),
             resources: self.resources.clone(),
             options: self.options.clone(),
         };
-        Ok(self.client.test_submit(&req).await?)
+        Ok(self.pace.paced(self.client.test_submit(&req)).await?)
     }
 
     async fn queue_limit(&self) -> Result<Option<u64>, ClientError> {
-        self.pace.turn().await;
         let limits = self
-            .client
-            .submit_limits(
+            .pace
+            .paced(self.client.submit_limits(
                 self.options.slurm_account.clone(),
                 self.resources.qos.clone(),
-            )
+            ))
             .await?;
         Ok(limits.queue_cap())
     }

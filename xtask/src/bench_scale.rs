@@ -68,6 +68,33 @@ fn scenarios() -> Vec<Scenario> {
         },
         ..limits
     });
+    all.push(Scenario {
+        name: "refusals",
+        what: "20 entries × 4 concurrent trials × 250 chunks (8 trials per entry), 60 s per task \
+               on 2,000 CPUs, against a slurmctld that allows half the controller's pace (a bucket \
+               of 3 calls refilled at 0.5 per second: calls are refused), with 2% socket timeouts, \
+               1% preemptions and 0.5% node failures",
+        shape: Shape::Entries {
+            entries: 20,
+            trials: 8,
+            concurrent: 4,
+        },
+        n_seeds: 1000,
+        chunk_size: 4,
+        cpus_per_task: 1,
+        worker_parallelism: 1,
+        cluster: SimConfig {
+            cpus: 2_000,
+            seed_cost: Duration::from_secs(15),
+            rpc_bucket: 3,
+            rpc_refill_per_second: 0.5,
+            socket_timeout_rate: 0.02,
+            preempt_rate: 0.01,
+            node_fail_rate: 0.005,
+            max_job_count: 100_000,
+            ..SimConfig::default()
+        },
+    });
     all
 }
 
@@ -355,7 +382,8 @@ async fn run_one(s: &Scenario, root: &Path) -> Result<Outcome> {
                     ..Default::default()
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let all = r
                 .results_by_entry
                 .into_values()

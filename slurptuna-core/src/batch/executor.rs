@@ -28,7 +28,7 @@ use crate::executor::{
 };
 use crate::trial::ChunkIndex;
 
-/// Consecutive failed state polls tolerated before the run stops.
+/// Consecutive failed state polls (one per poll interval) tolerated before the run stops.
 pub const MAX_STATE_ERRORS: u32 = 5;
 
 /// A submitted chunk, its task, and what the scheduler's answer says of the task (`None`: not
@@ -555,6 +555,9 @@ impl TrialRun {
                             }
                         }
                         Err(e) => {
+                            // Asked again at the next poll, not at the next check: an outage
+                            // (slurmctld restarting, refusing RPCs) counts once per interval.
+                            last_poll = Instant::now();
                             state_errors += 1;
                             tracing::warn!(
                                 "{}: asking for task states failed ({state_errors} in a row): {e}",

@@ -26,9 +26,6 @@ use crate::trial::ChunkIndex;
 
 /// Longest pause between two submission tries after a refusal or a transient failure.
 const MAX_SUBMIT_BACKOFF: Duration = Duration::from_secs(60);
-/// Transient submission failures retried per array.
-const TRANSIENT_SUBMIT_RETRIES: u32 = 2;
-
 /// Retries of the lookup by name that decides whether a submission whose answer was lost
 /// exists (an unanswered lookup never leads to a second submission).
 const FIND_RETRIES: u32 = 5;
@@ -322,7 +319,7 @@ impl TrialRun {
             task_key: self.task_key.clone(),
         });
         write_json(&self.files.jobs(), &record)?;
-        let mut transient = 0;
+        let mut failing_since: Option<Instant> = None;
         let mut backoff = Duration::from_secs(1);
         let job = loop {
             match self.client.submit(&sub).await {
@@ -331,11 +328,13 @@ impl TrialRun {
                     self.forget_pending(&name);
                     return self.refused(chunks.len(), e);
                 }
+                // A refused RPC, a socket timeout, slurmctld restarting: waited out (with a
+                // growing pause) for as long as an attempt may take.
                 Err(e)
                     if e.kind == ClientErrorKind::Transient
-                        && transient < TRANSIENT_SUBMIT_RETRIES =>
+                        && failing_since.get_or_insert_with(Instant::now).elapsed()
+                            < self.config.attempt_timeout =>
                 {
-                    transient += 1;
                     tracing::warn!(
                         "trial {}: submitting failed ({e}); retrying in {backoff:?}",
                         self.job.trial
