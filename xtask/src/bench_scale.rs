@@ -51,6 +51,25 @@ struct Scenario {
     cluster: SimConfig,
 }
 
+/// The shape of the per-entry scenarios: `entries` entries of `trials` trials, 4 at once, each
+/// of 1,000 seeds in 250 one-CPU tasks of 4 seeds, on `cluster` (name and text to be set).
+fn per_entry_scenario(entries: usize, trials: u64, cluster: SimConfig) -> Scenario {
+    Scenario {
+        name: "",
+        what: "",
+        shape: Shape::Entries {
+            entries,
+            trials,
+            concurrent: 4,
+        },
+        n_seeds: 1000,
+        chunk_size: 4,
+        cpus_per_task: 1,
+        worker_parallelism: 1,
+        cluster,
+    }
+}
+
 fn scenarios() -> Vec<Scenario> {
     let mut all = base_scenarios();
     let limits = all
@@ -74,26 +93,21 @@ fn scenarios() -> Vec<Scenario> {
                on 2,000 CPUs, against a slurmctld that allows half the controller's pace (a bucket \
                of 3 calls refilled at 0.5 per second: calls are refused), with 2% socket timeouts, \
                1% preemptions and 0.5% node failures",
-        shape: Shape::Entries {
-            entries: 20,
-            trials: 8,
-            concurrent: 4,
-        },
-        n_seeds: 1000,
-        chunk_size: 4,
-        cpus_per_task: 1,
-        worker_parallelism: 1,
-        cluster: SimConfig {
-            cpus: 2_000,
-            seed_cost: Duration::from_secs(15),
-            rpc_bucket: 3,
-            rpc_refill_per_second: 0.5,
-            socket_timeout_rate: 0.02,
-            preempt_rate: 0.01,
-            node_fail_rate: 0.005,
-            max_job_count: 100_000,
-            ..SimConfig::default()
-        },
+        ..per_entry_scenario(
+            20,
+            8,
+            SimConfig {
+                cpus: 2_000,
+                seed_cost: Duration::from_secs(15),
+                rpc_bucket: 3,
+                rpc_refill_per_second: 0.5,
+                socket_timeout_rate: 0.02,
+                preempt_rate: 0.01,
+                node_fail_rate: 0.005,
+                max_job_count: 100_000,
+                ..SimConfig::default()
+            },
+        )
     });
     all
 }
@@ -131,41 +145,31 @@ fn base_scenarios() -> Vec<Scenario> {
                    runs) and node failures (0.2%); at one call per second the first 400 arrays \
                    take about 400 s to submit, so fewer than 100k tasks are live at once, and \
                    the controller's CPU per poll is that of delivering about 150 chunks a second",
-            shape: Shape::Entries {
-                entries: 100,
-                trials: 8,
-                concurrent: 4,
-            },
-            n_seeds: 1000,
-            chunk_size: 4,
-            cpus_per_task: 1,
-            worker_parallelism: 1,
-            cluster: SimConfig {
-                cpus: 10_000,
-                seed_cost: Duration::from_secs(15),
-                max_job_count: 400_000,
-                ..faults.clone()
-            },
+            ..per_entry_scenario(
+                100,
+                8,
+                SimConfig {
+                    cpus: 10_000,
+                    seed_cost: Duration::from_secs(15),
+                    max_job_count: 400_000,
+                    ..faults.clone()
+                },
+            )
         },
         Scenario {
             name: "live-100k",
             what: "100 entries × 4 trials × 250 chunks submitted at once: 100k live tasks of 30 \
                    min each on 20,000 CPUs (the controller's cost per poll while it tracks them)",
-            shape: Shape::Entries {
-                entries: 100,
-                trials: 4,
-                concurrent: 4,
-            },
-            n_seeds: 1000,
-            chunk_size: 4,
-            cpus_per_task: 1,
-            worker_parallelism: 1,
-            cluster: SimConfig {
-                cpus: 20_000,
-                seed_cost: Duration::from_secs(450),
-                max_job_count: 400_000,
-                ..SimConfig::default()
-            },
+            ..per_entry_scenario(
+                100,
+                4,
+                SimConfig {
+                    cpus: 20_000,
+                    seed_cost: Duration::from_secs(450),
+                    max_job_count: 400_000,
+                    ..SimConfig::default()
+                },
+            )
         },
         Scenario {
             name: "study-10k",
@@ -191,21 +195,16 @@ fn base_scenarios() -> Vec<Scenario> {
                 "100 entries × 4 concurrent trials × 250 chunks (4 trials per entry) on a cluster \
                    with MaxJobCount 10,000 and MaxSubmitJobs 2,000, both reported; 300 s per task \
                    on 2,000 CPUs, with the same faults",
-            shape: Shape::Entries {
-                entries: 100,
-                trials: 4,
-                concurrent: 4,
-            },
-            n_seeds: 1000,
-            chunk_size: 4,
-            cpus_per_task: 1,
-            worker_parallelism: 1,
-            cluster: SimConfig {
-                cpus: 2_000,
-                seed_cost: Duration::from_secs(75),
-                max_submit_jobs: Some(2_000),
-                ..faults.clone()
-            },
+            ..per_entry_scenario(
+                100,
+                4,
+                SimConfig {
+                    cpus: 2_000,
+                    seed_cost: Duration::from_secs(75),
+                    max_submit_jobs: Some(2_000),
+                    ..faults.clone()
+                },
+            )
         },
     ]
 }
@@ -382,8 +381,7 @@ async fn run_one(s: &Scenario, root: &Path) -> Result<Outcome> {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .await?;
             let all = r
                 .results_by_entry
                 .into_values()
